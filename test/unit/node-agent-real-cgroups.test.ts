@@ -1,0 +1,195 @@
+// The scan against real processes, fds and cgroups on this machine (cgroup v1, cgroupfs names as the
+// kubelet makes them). Needs root; with REQUIRE_E2E=1 a missing privilege fails instead of skipping.
+import { execFileSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_PRESSURE } from '../../src/api/v1alpha1.ts';
+import { evaluatePod, PodHistory, Scanner, type PodFigures, type PodTarget } from '../../src/node-agent/index.ts';
+import { createKubeletPodCgroups, isCgroupV1Available, randomContainerID, type KubeletPodCgroups } from '../support/cgroups.ts';
+import { Holder } from '../support/holder-processes.ts';
+
+const available = isCgroupV1Available();
+if (!available && process.env.REQUIRE_E2E === '1') throw new Error('REQUIRE_E2E=1 but cgroup v1 as root is not available');
+
+const pods: KubeletPodCgroups[] = [];
+afterEach(() => {
+  for (const pod of pods.splice(0)) pod.cleanup();
+});
+
+function makePod(spec: Parameters<typeof createKubeletPodCgroups>[0]): KubeletPodCgroups {
+  const pod = createKubeletPodCgroups(spec);
+  pods.push(pod);
+  return pod;
+}
+
+function target(pod: KubeletPodCgroups, names: string[] = ['app']): PodTarget {
+  return {
+    uid: pod.uid,
+    containers: pod.containers.map((c, i) => ({ name: names[i] ?? `c${i}`, containerID: `containerd://${c.id}` })),
+  };
+}
+
+function only<T>(list: readonly T[]): T {
+  expect(list).toHaveLength(1);
+  return list[0] as T;
+}
+
+function podOf(figures: { pods: PodFigures[] }): PodFigures {
+  return only(figures.pods);
+}
+
+describe.skipIf(!available)('node agent scan on real cgroups', () => {
+  it('counts a process’s fds by stat of /proc/PID/fd and names the worst process as it nears its limit', async () => {
+    const id = randomContainerID();
+    const pod = makePod({ containers: [{ id }] });
+    const holder = await Holder.start(pod, id, { nofile: 100 });
+    const scanner = new Scanner();
+    expect(scanner.fdCountMethod).toBe('stat'); // Linux ≥ 6.2: st_size is the fd count
+    const readdirScanner = new Scanner({ fdCountMethod: 'readdir' });
+
+    await holder.setFds(70); // 0, 1, 2 + 70
+    let figures = podOf(scanner.tick([target(pod)]));
+    let process = only(figures.processes);
+    expect(process).toMatchObject({ pid: holder.pid, comm: 'python3', container: 'app', fds: 73, threads: 1 });
+    expect(process.nofile.soft).toBe(100);
+    expect(only(podOf(readdirScanner.tick([target(pod)])).processes).fds).toBe(73);
+    expect(evaluatePod(figures, { kernel: undefined, tasksByUid: new Map() }, 0, DEFAULT_PRESSURE).fileDescriptors).toEqual({
+      level: 'OK',
+      open: 73,
+      limit: 100,
+      percent: 73,
+      process: { pid: holder.pid, comm: 'python3', container: 'app', count: 73, limit: 100 },
+    });
+
+    await holder.setFds(79); // 82 of 100
+    figures = podOf(scanner.tick([target(pod)]));
+    expect(evaluatePod(figures, { kernel: undefined, tasksByUid: new Map() }, 0, DEFAULT_PRESSURE).fileDescriptors?.level).toBe('Warning');
+
+    await holder.setFds(93); // 96 of 100
+    figures = podOf(scanner.tick([target(pod)]));
+    process = only(figures.processes);
+    expect(process.fds).toBe(96);
+    expect(evaluatePod(figures, { kernel: undefined, tasksByUid: new Map() }, 0, DEFAULT_PRESSURE).fileDescriptors?.level).toBe('Critical');
+
+    await expect(holder.setFds(98)).rejects.toThrow(/EMFILE|OSError/); // the real limit: 3 + 97 = 100
+  });
+
+  it('reads limits once per process identity and re-reads them on demand', async () => {
+    const id = randomContainerID();
+    const pod = makePod({ containers: [{ id }] });
+    const holder = await Holder.start(pod, id, { nofile: 100 });
+    const scanner = new Scanner();
+    scanner.tick([target(pod)]);
+    scanner.tick([target(pod)]);
+    expect(scanner.limits.reads).toBe(1);
+    execFileSync('prlimit', ['--pid', String(holder.pid), '--nofile=300:']);
+    const cached = only(podOf(scanner.tick([target(pod)])).processes);
+    expect(cached.nofile.soft).toBe(100); // stale until asked
+    expect(scanner.refreshLimits(cached.pid, cached.starttime)?.nofile.soft).toBe(300);
+    expect(only(podOf(scanner.tick([target(pod)])).processes).nofile.soft).toBe(300);
+    expect(scanner.limits.reads).toBe(2);
+  });
+
+  it('names pids.max of the pod cgroup as the binding thread limit, up to the real EAGAIN', async () => {
+    const id = randomContainerID();
+    const pod = makePod({ podPidsMax: 20, containers: [{ id }] });
+    const holder = await Holder.start(pod, id);
+    const scanner = new Scanner();
+
+    await holder.setThreads(15); // 16 tasks of 20
+    let scan = scanner.tick([target(pod)]);
+    let figures = podOf(scan);
+    expect(only(figures.processes).threads).toBe(16);
+    expect(figures.pidsChain.map((l) => [l.max, l.current])).toEqual([
+      [Infinity, 16], // container
+      [20, 16], // pod
+      [Infinity, expect.any(Number) as number], // kubepods/burstable (other tests' pods may be here)
+      [Infinity, expect.any(Number) as number], // kubepods
+    ]);
+    expect(evaluatePod(figures, scan.node, scan.time, DEFAULT_PRESSURE).threads).toEqual({
+      level: 'Warning',
+      threads: 16,
+      limit: 20,
+      percent: 80,
+      bindingLimit: 'pids.max',
+    });
+
+    await holder.setThreads(19); // 20 of 20
+    scan = scanner.tick([target(pod)]);
+    figures = podOf(scan);
+    expect(evaluatePod(figures, scan.node, scan.time, DEFAULT_PRESSURE).threads).toMatchObject({
+      level: 'Critical',
+      threads: 20,
+      percent: 100,
+      bindingLimit: 'pids.max',
+    });
+    await expect(holder.setThreads(20)).rejects.toThrow(/RuntimeError/); // can't start new thread
+  });
+
+  it('names RLIMIT_NPROC shared by two pods of one non-root UID, counting both pods’ tasks', async () => {
+    const uid = 40_000 + Math.floor(Math.random() * 20_000);
+    const [idA, idB] = [randomContainerID(), randomContainerID()];
+    const podA = makePod({ containers: [{ id: idA }] });
+    const podB = makePod({ containers: [{ id: idB }] });
+    const a = await Holder.start(podA, idA, { nproc: 30, uid });
+    const b = await Holder.start(podB, idB, { nproc: 30, uid });
+    await a.setThreads(10); // 11 tasks
+    await b.setThreads(12); // 13 tasks: 24 of the UID's 30
+    const scanner = new Scanner();
+    let scan = scanner.tick([target(podA), target(podB)]);
+    expect(scan.node.tasksByUid.get(uid)).toBe(24);
+    const [figuresA] = scan.pods as [PodFigures, PodFigures];
+    expect(only(figuresA.processes).realUid).toBe(uid);
+    expect(evaluatePod(figuresA, scan.node, scan.time, DEFAULT_PRESSURE).threads).toEqual({
+      level: 'Warning',
+      threads: 11,
+      limit: 30,
+      percent: 80,
+      bindingLimit: 'RLIMIT_NPROC',
+    });
+
+    await b.setThreads(17); // 18 + 11 = 29 of 30
+    scan = scanner.tick([target(podA), target(podB)]);
+    expect(evaluatePod(scan.pods[0] as PodFigures, scan.node, scan.time, DEFAULT_PRESSURE).threads).toMatchObject({
+      level: 'Critical',
+      threads: 11,
+      percent: 96.7,
+      bindingLimit: 'RLIMIT_NPROC',
+    });
+    await a.setThreads(11); // the 30th task
+    await expect(b.setThreads(18)).rejects.toThrow(/RuntimeError/); // EAGAIN from copy_process
+  });
+
+  it('reads the container leaf’s CPU quota and the share of periods throttled between ticks', async () => {
+    const id = randomContainerID();
+    const pod = makePod({ containers: [{ id, cpuLimitMillicores: 200 }] });
+    const busy = pod.spawnInContainer(id, '/bin/sh', ['-c', 'while :; do :; done']);
+    const scanner = new Scanner();
+    const history = new PodHistory();
+    let scan = scanner.tick([target(pod)]);
+    expect(evaluatePod(podOf(scan), scan.node, scan.time, DEFAULT_PRESSURE, history).cpu).toEqual([
+      { container: 'app', quotaCores: 0.2 },
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    scan = scanner.tick([target(pod)]);
+    const [cpu] = evaluatePod(podOf(scan), scan.node, scan.time, DEFAULT_PRESSURE, history).cpu;
+    // A busy loop on 0.2 cores runs out of quota in every period it runs in.
+    expect(cpu?.throttledPercent).toBeGreaterThan(80);
+    busy.kill('SIGKILL');
+  });
+
+  it('skips a container whose cgroup does not exist and a process that exits between ticks', async () => {
+    const id = randomContainerID();
+    const pod = makePod({ containers: [{ id }] });
+    const holder = await Holder.start(pod, id);
+    const scanner = new Scanner();
+    const missing: PodTarget = { uid: pod.uid, containers: [{ name: 'gone', containerID: `containerd://${randomContainerID()}` }] };
+    const scan = scanner.tick([target(pod), missing]);
+    expect(scan.pods.map((p) => p.containers.map((c) => [c.name, c.found, c.processes]))).toEqual([
+      [['app', true, 1]],
+      [['gone', false, 0]],
+    ]);
+    holder.kill();
+    await new Promise((resolve) => holder.child.once('exit', resolve));
+    expect(podOf(scanner.tick([target(pod)])).processes).toEqual([]);
+  });
+});
