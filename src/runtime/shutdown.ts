@@ -62,8 +62,18 @@ export function handleShutdownSignals(options: ShutdownOptions = {}): Shutdown {
   };
 }
 
-/** Resolves when the signal aborts (at once if it already has). */
+/**
+ * Resolves when the signal aborts (at once if it already has). Keeps the process alive meanwhile: a
+ * signal listener alone does not, and Node would end a command that only waits for SIGTERM with exit
+ * code 13 (unsettled top-level await) the moment its last socket closed.
+ */
 export function whenAborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  return new Promise((resolve) => {
+    const keepAlive = setInterval(() => undefined, 2 ** 30);
+    signal.addEventListener('abort', () => {
+      clearInterval(keepAlive);
+      resolve();
+    }, { once: true });
+  });
 }

@@ -1,0 +1,271 @@
+#!/usr/bin/env node
+// The `concurrency-guard` command: one binary and one image, one subcommand per role (DESIGN.md). This
+// file only parses flags, builds the logger and the shutdown signal, and hands them to the layer that
+// does the work; it is the top of the layers and may import any of them.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import packageJson from '../package.json' with { type: 'json' };
+import { registerCheck } from './check/index.ts';
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_USAGE,
+  LOG_LEVELS,
+  createLogger,
+  handleShutdownSignals,
+  isLogLevel,
+  parseDuration,
+  type LogLevel,
+  type Logger,
+} from './runtime/index.ts';
+
+/** What every subcommand's implementation receives besides its own flags. */
+export interface CommandContext {
+  log: Logger;
+  /** Aborted on SIGINT/SIGTERM: stop taking work, drain, return. */
+  signal: AbortSignal;
+}
+
+/** A subcommand's implementation: resolves to the exit code (undefined = 0). */
+export type CommandAction<O> = (options: O, context: CommandContext) => Promise<number | undefined>;
+
+interface GlobalOptions {
+  logLevel?: LogLevel;
+}
+
+// ---- option parsers (commander calls them with the raw string; a throw becomes a usage error) ----
+
+function durationOption(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function portOption(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('must be a port number 0-65535 (0 picks a free one)');
+  return port;
+}
+
+function logLevelOption(value: string): LogLevel {
+  if (!isLogLevel(value)) throw new InvalidArgumentError(`must be one of ${LOG_LEVELS.join(', ')}`);
+  return value;
+}
+
+// ---- the flags each role takes (their implementations arrive with later issues) ----
+
+export interface KubeClientOptions {
+  /** Explicit kubeconfig; without it: in-cluster, else $KUBECONFIG / ~/.kube/config. */
+  kubeconfig?: string;
+  context?: string;
+}
+
+export interface ControllerOptions extends KubeClientOptions {
+  namespace: string;
+  podName?: string;
+  leaderElect: boolean;
+  reportTtl: number;
+  resync: number;
+  certificates: 'controller' | 'cert-manager';
+  webhookConfiguration: string;
+  webhookService: string;
+  certSecret: string;
+  metricsPort: number;
+  healthPort: number;
+}
+
+export interface WebhookOptions extends KubeClientOptions {
+  namespace: string;
+  podName?: string;
+  port: number;
+  certDir: string;
+  metricsPort: number;
+  healthPort: number;
+}
+
+export type ManagerOptions = ControllerOptions & WebhookOptions;
+
+export interface AgentOptions extends KubeClientOptions {
+  nodeName: string;
+  namespace: string;
+  procRoot: string;
+  cgroupRoot: string;
+  podLogRoot: string;
+  interval: number;
+  reports: 'problems' | 'all';
+  enterNetns: boolean;
+  metricsPort: number;
+  healthPort: number;
+}
+
+export interface UpCommandOptions extends KubeClientOptions {
+  writeKubeconfig?: string;
+}
+
+const kubeClientOptions = (): Option[] => [
+  new Option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster, else $KUBECONFIG or ~/.kube/config)'),
+  new Option('--context <name>', 'kubeconfig context (default: its current-context)'),
+];
+
+const ownNamespaceOption = (): Option =>
+  new Option('--namespace <name>', "the operator's own namespace, always excluded from checks").env('POD_NAMESPACE').default('concurrency-guard');
+
+const podNameOption = (): Option =>
+  new Option('--pod-name <name>', 'this replica\'s pod name (names its Lease)').env('POD_NAME');
+
+const controllerOptions = (): Option[] => [
+  new Option('--no-leader-elect', 'run the controller without a leader Lease (one replica only)'),
+  new Option('--report-ttl <duration>', 'delete a report once it has no finding and stayed at level OK this long').default(10 * 60_000, '10m').argParser(durationOption),
+  new Option('--resync <duration>', 'full re-audit period (no-op writes are suppressed)').default(60 * 60_000, '1h').argParser(durationOption),
+  new Option('--certificates <provider>', 'who issues and rotates the webhook certificate').choices(['controller', 'cert-manager']).default('controller'),
+  new Option('--webhook-configuration <name>', 'ValidatingWebhookConfiguration whose caBundle the controller keeps current').default('concurrency-guard'),
+  new Option('--webhook-service <name>', 'Service in front of the webhook (the certificate\'s DNS names)').default('concurrency-guard-webhook'),
+  new Option('--cert-secret <name>', 'Secret holding the CA and serving certificate').default('concurrency-guard-webhook-tls'),
+];
+
+const webhookOptions = (): Option[] => [
+  new Option('--port <port>', 'HTTPS port of the admission webhook').default(9443).argParser(portOption),
+  new Option('--cert-dir <dir>', 'directory with tls.crt and tls.key (reloaded when they change)').default('/etc/concurrency-guard/tls'),
+];
+
+const serverOptions = (metricsPort: number, healthPort: number): Option[] => [
+  new Option('--metrics-port <port>', 'plain-HTTP port of /metrics').default(metricsPort).argParser(portOption),
+  new Option('--health-port <port>', 'plain-HTTP port of /healthz and /readyz').default(healthPort).argParser(portOption),
+];
+
+// ---- commands ----
+
+/** Runs a subcommand with a logger and the shutdown signal; sets process.exitCode from its result. */
+function run<O>(name: string, action: CommandAction<O>): (options: O, command: Command) => Promise<void> {
+  return async (options, command) => {
+    const globals = command.optsWithGlobals<GlobalOptions>();
+    const log = createLogger({ name: `concurrency-guard-${name}`, ...(globals.logLevel ? { level: globals.logLevel } : {}) });
+    const shutdown = handleShutdownSignals({ log });
+    try {
+      process.exitCode = (await action(options, { log, signal: shutdown.signal })) ?? EXIT_OK;
+    } catch (error) {
+      log.error({ err: error }, `${name} failed`);
+      process.exitCode = EXIT_FAILURE;
+    } finally {
+      shutdown.dispose();
+    }
+  };
+}
+
+/** For the roles whose issues come later: the flags parse, then a clear refusal (exit 2). */
+function notBuiltYet<O>(name: string, what: string): CommandAction<O> {
+  return (options, { log }) => {
+    log.error({ command: name, options }, `concurrency-guard ${name} is not built yet (${what}); its flags parsed, nothing was started`);
+    return Promise.resolve(EXIT_USAGE);
+  };
+}
+
+/**
+ * `up` touches an existing cluster only when told which one on its own command line: $KUBECONFIG and
+ * ~/.kube/config are deliberately ignored, so a demo can never land on production by accident.
+ */
+export function resolveUpTarget(options: UpCommandOptions): { kind: 'embedded' } | { kind: 'existing'; kubeconfig?: string; context?: string } {
+  if (options.kubeconfig === undefined && options.context === undefined) return { kind: 'embedded' };
+  return {
+    kind: 'existing',
+    ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
+    ...(options.context !== undefined ? { context: options.context } : {}),
+  };
+}
+
+const upAction: CommandAction<UpCommandOptions> = (options, context) => {
+  const target = resolveUpTarget(options);
+  const { log } = context;
+  if (target.kind === 'existing') {
+    log.error({ command: 'up', target }, 'concurrency-guard up against an existing cluster is not built yet; run `up` without --kubeconfig/--context for the embedded control plane');
+    return Promise.resolve(EXIT_USAGE);
+  }
+  log.error({ command: 'up', target }, 'concurrency-guard up (embedded control plane) is not built yet');
+  return Promise.resolve(EXIT_USAGE);
+};
+
+export function buildProgram(): Command {
+  const program = new Command('concurrency-guard')
+    .description('Keeps pods from dying of fd, thread, listen-queue and GOMAXPROCS exhaustion: admission webhook, controller and node agent.')
+    .version(packageJson.version)
+    .addOption(new Option('--log-level <level>', `log level (${LOG_LEVELS.join(', ')}); logs are JSON on stderr`).env('LOG_LEVEL').argParser(logLevelOption))
+    .showHelpAfterError('(run with --help for usage)')
+    // Usage errors exit 2, like check's "bad input", instead of commander's default 1 (which means "failed").
+    .exitOverride()
+    .enablePositionalOptions();
+
+  addOptions(
+    program.command('manager').description('webhook on every replica plus the leader-elected controller, in one process (what the chart runs)'),
+    [ownNamespaceOption(), podNameOption(), ...kubeClientOptions(), ...webhookOptions(), ...controllerOptions(), ...serverOptions(8080, 8081)],
+  ).action(run('manager', notBuiltYet<ManagerOptions>('manager', 'it arrives with the webhook and controller issues')));
+
+  addOptions(
+    program.command('controller').description('policy status, audit, reports\' lifecycle, certificate and CA (leader-elected)'),
+    [ownNamespaceOption(), podNameOption(), ...kubeClientOptions(), ...controllerOptions(), ...serverOptions(8080, 8081)],
+  ).action(run('controller', notBuiltYet<ControllerOptions>('controller', 'it arrives with the controller issue')));
+
+  addOptions(
+    program.command('webhook').description('the validating admission webhook alone (every replica serves)'),
+    [ownNamespaceOption(), podNameOption(), ...kubeClientOptions(), ...webhookOptions(), ...serverOptions(8080, 8081)],
+  ).action(run('webhook', notBuiltYet<WebhookOptions>('webhook', 'it arrives with the webhook issue')));
+
+  addOptions(
+    program.command('agent').description('node agent (DaemonSet): per-pod fd, thread, listen-queue and GOMAXPROCS pressure into reports and /metrics'),
+    [
+      new Option('--node-name <name>', 'the node this agent runs on (downward API spec.nodeName)').env('NODE_NAME').makeOptionMandatory(),
+      ownNamespaceOption(),
+      ...kubeClientOptions(),
+      new Option('--proc-root <dir>', 'the host\'s /proc').default('/proc'),
+      new Option('--cgroup-root <dir>', 'the host\'s cgroup mount').default('/sys/fs/cgroup'),
+      new Option('--pod-log-root <dir>', 'the kubelet\'s pod log directory (read-only)').default('/var/log/pods'),
+      new Option('--interval <duration>', 'scan period').default(10_000, '10s').argParser(durationOption),
+      new Option('--reports <which>', 'create reports for pods at Warning or above, or for every matched pod').choices(['problems', 'all']).default('problems'),
+      new Option('--enter-netns', 'read listen backlogs and somaxconn inside pod network namespaces (needs CAP_SYS_ADMIN)').default(false),
+      ...serverOptions(9090, 9091),
+    ],
+  ).action(run('agent', notBuiltYet<AgentOptions>('agent', 'it arrives with the node agent issue')));
+
+  registerCheck(program);
+
+  addOptions(
+    program
+      .command('up')
+      .description('run concurrency-guard on this machine against an embedded control plane (an existing cluster only with --kubeconfig/--context)'),
+    [
+      new Option('--kubeconfig <path>', 'use this existing cluster instead of the embedded control plane ($KUBECONFIG is ignored on purpose)'),
+      new Option('--context <name>', 'use this context of an existing cluster instead of the embedded control plane'),
+      new Option('--write-kubeconfig <path>', 'where to write the embedded control plane\'s kubeconfig'),
+    ],
+  ).action(run('up', upAction));
+
+  return program;
+}
+
+function addOptions(command: Command, options: Option[]): Command {
+  for (const option of options) command.addOption(option);
+  return command;
+}
+
+/** Parses argv and runs; resolves to the exit code. Never calls process.exit itself. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version also end in a CommanderError under exitOverride; they succeeded.
+      // A bare `concurrency-guard` prints help as an error (exitCode 1): that is a usage error too.
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT_OK;
+      if (error.code === 'commander.help' && error.exitCode === 0) return EXIT_OK;
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`concurrency-guard: ${(error as Error).stack ?? String(error)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}
