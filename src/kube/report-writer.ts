@@ -1,0 +1,161 @@
+// Writes a pod's ConcurrencyReport the way DESIGN.md says, for either writer (controller or agent):
+// 1. ensure the report exists by applying metadata + spec (SSA on /status cannot create), with an
+//    ownerReference to the Pod (uid set, no blockOwnerDeletion) so the garbage collector removes it with
+//    the pod; a report left by an earlier pod of the same name (StatefulSet web-0) is deleted with a uid
+//    precondition first, so its stale status never leaks into the new pod's report;
+// 2. apply status with the writer's field manager, conditional on the report's uid, so a write can never
+//    land on a report that now belongs to another pod.
+// A write identical to what this writer last applied to the same pod's report is skipped: report volume
+// is what takes etcd down.
+import type { ConcurrencyReport, ConcurrencyReportStatus } from '../api/index.ts';
+import { Applier, type FieldManager } from './apply.ts';
+import { isConflict, isNotFound, type KubeClient, type KubeObject } from './client.ts';
+import { silentLogger, type KubeLogger } from './logger.ts';
+import { CONCURRENCY_REPORTS, PODS } from './resources.ts';
+
+export interface ReportPod {
+  namespace: string;
+  name: string;
+  uid: string;
+  /** Empty until scheduled. */
+  nodeName?: string;
+}
+
+export type ReportWriteOutcome =
+  | 'created'     // no report existed: created, then status applied
+  | 'recreated'   // a report of an earlier pod with this name was deleted, a new one created
+  | 'updated'     // status applied to the existing report
+  | 'unchanged'   // same as this writer's last write: nothing sent
+  | 'pod-gone';   // the pod no longer exists (or is another incarnation): nothing written
+
+export interface ReportWriterOptions {
+  client: KubeClient;
+  fieldManager: FieldManager;
+  logger?: KubeLogger;
+}
+
+/** JSON with object keys sorted, so equal values compare equal whatever order they were built in. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
+}
+
+export class ReportWriter {
+  private readonly client: KubeClient;
+  private readonly applier: Applier;
+  private readonly log: KubeLogger;
+  /** Per report key: the report (uid) we made sure belongs to this pod uid. */
+  private readonly ensured = new Map<string, { podUID: string; reportUID: string; nodeName: string }>();
+  /** Per report key: what we last applied to its status. */
+  private readonly lastApplied = new Map<string, { podUID: string; status: string }>();
+
+  constructor(options: ReportWriterOptions) {
+    this.client = options.client;
+    this.applier = new Applier(options.client, options.fieldManager);
+    this.log = options.logger ?? silentLogger;
+  }
+
+  /**
+   * Applies this writer's part of the pod's report status (only the fields this writer owns: the
+   * server removes fields this manager applied before and leaves out now).
+   */
+  async write(pod: ReportPod, status: ConcurrencyReportStatus): Promise<ReportWriteOutcome> {
+    const key = `${pod.namespace}/${pod.name}`;
+    const statusJson = canonicalJson(status);
+    const last = this.lastApplied.get(key);
+    const ensured = this.ensured.get(key);
+    if (last && last.podUID === pod.uid && last.status === statusJson
+      && ensured?.podUID === pod.uid && ensured.nodeName === (pod.nodeName ?? '')) return 'unchanged';
+    let outcome: ReportWriteOutcome = 'updated';
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let target = this.ensured.get(key);
+      if (!target || target.podUID !== pod.uid || target.nodeName !== (pod.nodeName ?? '')) {
+        const result = await this.ensure(pod);
+        if (result === 'pod-gone') {
+          this.forget(pod.namespace, pod.name);
+          return 'pod-gone';
+        }
+        if (result !== 'updated') outcome = result;
+        target = this.ensured.get(key)!;
+      }
+      try {
+        await this.applier.applyStatus(CONCURRENCY_REPORTS, {
+          metadata: { name: pod.name, namespace: pod.namespace, uid: target.reportUID },
+          status,
+        });
+        this.lastApplied.set(key, { podUID: pod.uid, status: statusJson });
+        return outcome;
+      } catch (error) {
+        // 404: the report was deleted (pod gone, or the controller's TTL); 409: it was replaced by
+        // another incarnation. Either way, what we ensured is stale: ensure again.
+        if (!isNotFound(error) && !isConflict(error)) throw error;
+        this.log.debug({ report: key, status: (error as { status?: number }).status }, 'report changed under us; ensuring again');
+        this.forget(pod.namespace, pod.name);
+      }
+    }
+    throw new Error(`report ${key}: gave up after 3 attempts (it keeps being replaced)`);
+  }
+
+  /** Makes sure the report exists for exactly this pod; 'pod-gone' when the pod (this uid) is gone. */
+  private async ensure(pod: ReportPod): Promise<Exclude<ReportWriteOutcome, 'unchanged'>> {
+    const key = `${pod.namespace}/${pod.name}`;
+    let existing = await this.client.getIfExists<ConcurrencyReport>(CONCURRENCY_REPORTS, pod.namespace, pod.name);
+    let replaced = false;
+    if (existing && existing.spec.podUID !== pod.uid) {
+      const gone = await this.deleteReport(pod.namespace, pod.name, existing.metadata.uid!);
+      this.log.info({ report: key, deleted: gone }, 'report of an earlier pod with this name deleted');
+      existing = undefined;
+      replaced = true;
+    }
+    if (!existing) {
+      // Creating is the one time we read the pod: a report must not outlive (or predate) its pod, and
+      // a stale informer can hand us a pod that was deleted a moment ago.
+      const current = await this.client.getIfExists<KubeObject>(PODS, pod.namespace, pod.name);
+      if (!current || current.metadata.uid !== pod.uid || current.metadata.deletionTimestamp) return 'pod-gone';
+    }
+    const spec: Record<string, string> = { podName: pod.name, podUID: pod.uid };
+    if (pod.nodeName) spec['nodeName'] = pod.nodeName;
+    const applied = await this.applier.apply<ConcurrencyReport>(CONCURRENCY_REPORTS, {
+      metadata: {
+        name: pod.name, namespace: pod.namespace,
+        // On an existing report, its uid makes this apply a precondition; on create there is none yet.
+        ...(existing?.metadata.uid ? { uid: existing.metadata.uid } : {}),
+        ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid }],
+      },
+      spec,
+    });
+    if (applied.spec.podUID !== pod.uid) {
+      // Someone recreated it for yet another pod between our read and our apply: try again next time.
+      throw new Error(`report ${key} belongs to pod ${applied.spec.podUID}, not ${pod.uid}`);
+    }
+    this.ensured.set(key, { podUID: pod.uid, reportUID: applied.metadata.uid!, nodeName: pod.nodeName ?? '' });
+    if (existing) return 'updated';
+    return replaced ? 'recreated' : 'created';
+  }
+
+  /**
+   * Deletes the report only if it is still the incarnation with this uid (DeleteOptions.preconditions):
+   * true when deleted, false when it was already gone or is another incarnation now.
+   */
+  async deleteReport(namespace: string, name: string, reportUID: string): Promise<boolean> {
+    this.forget(namespace, name);
+    try {
+      await this.client.delete(CONCURRENCY_REPORTS, namespace, name, { preconditions: { uid: reportUID } });
+      return true;
+    } catch (error) {
+      if (isNotFound(error) || isConflict(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Drops what we remember about a report (call when an informer sees it deleted). */
+  forget(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    this.ensured.delete(key);
+    this.lastApplied.delete(key);
+  }
+}
