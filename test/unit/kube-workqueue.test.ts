@@ -114,8 +114,7 @@ describe('WorkQueue', () => {
     const q = queue(async () => {
       times.push(performance.now());
       if (times.length === 1) throw new TemporaryError('rate limited', { retryAfterMs: 60 });
-      if (times.length === 2) return { requeueAfterMs: 80 };
-      return {};
+      return Promise.resolve(times.length === 2 ? { requeueAfterMs: 80 } : {});
     });
     q.start();
     q.add('k');
