@@ -23,9 +23,12 @@ export interface WebhookRuntimeOptions {
   metrics: WebhookMetrics;
   host?: string;
   port: number;
+  /** Host of the plain-HTTP ports; default 0.0.0.0. */
   metricsHost?: string;
-  /** Plain HTTP: /metrics, plus /healthz and /readyz for probes that cannot speak TLS. */
+  /** Plain HTTP: /metrics (and /healthz, /readyz when no separate healthPort). */
   metricsPort: number;
+  /** Plain HTTP: /healthz and /readyz for the kubelet's probes; default: served on metricsPort only. */
+  healthPort?: number;
   failurePolicy?: FailurePolicy;
   timeoutSeconds?: number;
   bodyLimitBytes?: number;
@@ -41,6 +44,7 @@ export class WebhookRuntime {
   private readonly options: WebhookRuntimeOptions;
   private readonly watcher: CertificateWatcher;
   private readonly metricsServer: HttpServer;
+  private readonly healthServer: HttpServer | undefined;
   private server: WebhookServer | undefined;
   private draining = false;
   private closed: Promise<void> | undefined;
@@ -59,7 +63,10 @@ export class WebhookRuntime {
         options.logger.error({ err: error.message }, 'serving certificate rejected; the previous one stays in use');
       },
     });
-    this.metricsServer = createServer((req, res) => void this.serveMetricsPort(req.url ?? '/', res));
+    this.metricsServer = createServer((req, res) => void this.servePlain(req.url ?? '/', res, true));
+    this.healthServer = options.healthPort === undefined || options.healthPort === options.metricsPort
+      ? undefined
+      : createServer((req, res) => void this.servePlain(req.url ?? '/', res, false));
     options.metrics.ready.set(0);
   }
 
@@ -69,7 +76,8 @@ export class WebhookRuntime {
    */
   static async start(options: WebhookRuntimeOptions, signal?: AbortSignal): Promise<WebhookRuntime> {
     const runtime = new WebhookRuntime(options);
-    await runtime.listenMetrics();
+    await listen(runtime.metricsServer, options.metricsPort, options.metricsHost);
+    if (runtime.healthServer) await listen(runtime.healthServer, options.healthPort ?? 0, options.metricsHost);
     runtime.watcher.start();
     try {
       const certificate = await abortable(runtime.firstCertificate.promise, signal, () => {
@@ -90,6 +98,7 @@ export class WebhookRuntime {
     } catch (error) {
       runtime.watcher.stop();
       await closeHttp(runtime.metricsServer);
+      if (runtime.healthServer) await closeHttp(runtime.healthServer);
       throw error;
     }
     return runtime;
@@ -101,6 +110,10 @@ export class WebhookRuntime {
 
   get metricsPort(): number {
     return (this.metricsServer.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  get healthPort(): number {
+    return ((this.healthServer ?? this.metricsServer).address() as AddressInfo | null)?.port ?? 0;
   }
 
   get certificate(): ServingCertificate | undefined {
@@ -138,6 +151,7 @@ export class WebhookRuntime {
     this.watcher.stop();
     await this.server?.close();
     await closeHttp(this.metricsServer);
+    if (this.healthServer) await closeHttp(this.healthServer);
     logger.info('webhook closed');
   }
 
@@ -157,10 +171,10 @@ export class WebhookRuntime {
     }
   }
 
-  private async serveMetricsPort(url: string, res: ServerResponse): Promise<void> {
+  private async servePlain(url: string, res: ServerResponse, metrics: boolean): Promise<void> {
     const path = url.split('?')[0];
     try {
-      if (path === '/metrics') {
+      if (metrics && path === '/metrics') {
         const body = await this.options.registry.metrics();
         res.writeHead(200, { 'content-type': this.options.registry.contentType }).end(body);
       } else if (path === '/healthz') {
@@ -178,16 +192,16 @@ export class WebhookRuntime {
       res.end();
     }
   }
+}
 
-  private listenMetrics(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.metricsServer.once('error', reject);
-      this.metricsServer.listen(this.options.metricsPort, this.options.metricsHost ?? '0.0.0.0', () => {
-        this.metricsServer.off('error', reject);
-        resolve();
-      });
+function listen(server: HttpServer, port: number, host = '0.0.0.0'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
     });
-  }
+  });
 }
 
 function closeHttp(server: HttpServer): Promise<void> {
