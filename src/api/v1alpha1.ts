@@ -21,14 +21,19 @@ export const ENFORCEMENTS: readonly Enforcement[] = ['Deny', 'Warn', 'Audit'];
 export const ENFORCEMENT_RANK: Readonly<Record<Enforcement, number>> = { Deny: 3, Warn: 2, Audit: 1 };
 
 export type UndeclaredUlimitAction = 'Ignore' | 'Warn';
+export const UNDECLARED_ULIMIT_ACTIONS: readonly UndeclaredUlimitAction[] = ['Ignore', 'Warn'];
 export type PressureLevel = 'OK' | 'Warning' | 'Critical';
 export const PRESSURE_RANK: Readonly<Record<PressureLevel, number>> = { OK: 0, Warning: 1, Critical: 2 };
+export const PRESSURE_LEVELS: readonly PressureLevel[] = ['OK', 'Warning', 'Critical'];
 
 // ---- Kubernetes shapes we embed (kept minimal on purpose: importing client-node's model costs RSS) ----
 
+export type LabelSelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+export const LABEL_SELECTOR_OPERATORS: readonly LabelSelectorOperator[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
+
 export interface LabelSelectorRequirement {
   key: string;
-  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  operator: LabelSelectorOperator;
   values?: string[];
 }
 
@@ -151,28 +156,58 @@ export interface ConcurrencyPolicy {
 
 // ---- ConcurrencyReport ----
 
-/** Bounds that keep the worst-case report under 8 KiB including managedFields. */
+/**
+ * Bounds that keep the worst-case report under 8 KiB including managedFields; the CRD's maxItems and
+ * maxLength are these numbers (test/unit/api-crd-sync.test.ts checks, test/e2e/crds.test.ts measures).
+ * Measured on kube-apiserver 1.37: with 253-character pod and node names the metadata, spec and the four
+ * managedFields entries alone take about 3.3 KiB, which leaves under 5 KiB for status. A first cut
+ * (16 findings, 8 containers, 256-character messages) came to 15 KiB.
+ */
 export const REPORT_LIMITS = {
-  findings: 16,
-  listeners: 8,
-  topProcesses: 3,
-  message: 256,
-  containers: 8,
+  /** status.audit.findings, strictest first; the rest are counted in truncatedFindings. */
+  findings: 4,
+  /** status.audit.findings[].rule (a rule id). */
+  ruleId: 32,
+  /** status.audit.findings[].message: value, limit and fix in short (the rule's docs say the rest). */
+  message: 64,
+  /** Policies named per finding: the one that sets its enforcement. */
+  policiesPerFinding: 1,
+  /** status.conditions[].message. */
+  conditionMessage: 64,
+  /** status.conditions[].reason. */
+  conditionReason: 32,
+  /** status.runtime.listenQueue.listeners, fullest first. */
+  listeners: 4,
+  /** Processes named per pressure: only the worst one (fileDescriptors.process). */
+  topProcesses: 1,
+  /** Entries of status.runtime.cpu and of status.runtime.go, worst first. */
+  containers: 2,
+  /** status.runtime.go[].goVersion. */
+  goVersion: 20,
+  /** status.runtime.lastCrash.signature. */
+  signature: 96,
 } as const;
+
+/** A ConcurrencyPolicy's name is at most this long, so reports can name policies cheaply. */
+export const POLICY_NAME_MAX_LENGTH = 63;
 
 export interface AuditFinding {
   rule: string;
   container?: string;
   enforcement: Enforcement;
-  /** Short, ≤ 256 characters; names the value, the limit and the fix. */
+  /** Short, ≤ REPORT_LIMITS.message characters; names the value, the limit and the fix. */
   message: string;
+  /** The policies raising this finding, the one that sets its enforcement first; ≤ REPORT_LIMITS.policiesPerFinding. */
   policies?: string[];
 }
 
 export interface ReportAudit {
   observedPodGeneration?: number;
   auditTime?: string;
+  /** Strictest first, at most REPORT_LIMITS.findings. */
   findings?: AuditFinding[];
+  /** Findings left out of `findings` because it was full. */
+  truncatedFindings?: number;
 }
 
 export interface ProcessPressure {
@@ -183,11 +218,15 @@ export interface ProcessPressure {
   limit: number;
 }
 
+// Runtime counts and per-minute rates are integers in the CRD (round rates up), so that the worst-case report
+// has a known size; percent, growthPerMinute and quotaCores may be fractional. secondsToExhaustion is an integer.
 export interface FileDescriptorRuntime {
   level: PressureLevel;
   open: number;
   limit: number;
+  /** Passes 100 when a limit was lowered under the fds already open. */
   percent: number;
+  /** The worst process, the one `percent` is computed from. */
   process?: ProcessPressure;
   growthPerMinute?: number;
   /** Seconds until the limit at the current growth; absent when not growing. */
@@ -200,6 +239,9 @@ export type ThreadLimitSource =
   | 'go-max-threads'
   | 'kernel.threads-max'
   | 'kernel.pid_max';
+export const THREAD_LIMIT_SOURCES: readonly ThreadLimitSource[] = [
+  'pids.max', 'RLIMIT_NPROC', 'go-max-threads', 'kernel.threads-max', 'kernel.pid_max',
+];
 
 export interface ThreadRuntime {
   level: PressureLevel;
@@ -235,19 +277,28 @@ export interface CPURuntime {
   throttledPercent?: number;
 }
 
+export type GOMAXPROCSSource = 'pod-spec' | 'environ' | 'go-default' | 'automaxprocs';
+export const GOMAXPROCS_SOURCES: readonly GOMAXPROCSSource[] = ['pod-spec', 'environ', 'go-default', 'automaxprocs'];
+
 export interface GoRuntime {
   container?: string;
   goVersion?: string;
   effectiveGOMAXPROCS?: number;
-  source?: 'pod-spec' | 'environ' | 'go-default' | 'automaxprocs';
+  source?: GOMAXPROCSSource;
   quotaCores?: number;
   mismatch?: boolean;
 }
 
+export type CrashClass = 'fd-exhaustion' | 'thread-exhaustion' | 'go-thread-limit' | 'deadlock' | 'oom-killed' | 'other';
+export const CRASH_CLASSES: readonly CrashClass[] = [
+  'fd-exhaustion', 'thread-exhaustion', 'go-thread-limit', 'deadlock', 'oom-killed', 'other',
+];
+
 export interface CrashRuntime {
   container: string;
   exitCode?: number;
-  class: 'fd-exhaustion' | 'thread-exhaustion' | 'go-thread-limit' | 'deadlock' | 'oom-killed' | 'other';
+  class: CrashClass;
+  /** The matched log line with paths redacted, ≤ REPORT_LIMITS.signature characters. */
   signature?: string;
   time?: string;
 }
@@ -262,10 +313,10 @@ export interface ReportRuntime {
   lastCrash?: CrashRuntime;
 }
 
-/** What `kubectl get ccr` prints; written by the agent. */
+/** What `kubectl get ccr` prints; written by the agent. Numbers are integers (printer columns). */
 export interface ReportSummary {
   level: PressureLevel;
-  /** `9.8k/64k`, banded so a small change does not cause a write. */
+  /** `9.8k/64k`, banded so a small change does not cause a write; ≤ 16 characters. */
   fds?: string;
   fdPercent?: number;
   threads?: number;
@@ -278,8 +329,14 @@ export interface ConcurrencyReportSpec {
   nodeName?: string;
 }
 
+/**
+ * A report's conditions carry no observedGeneration: what they observe is the running pod, not the
+ * report's spec, and the field would cost 300 bytes of the 8 KiB (the API server would prune it).
+ */
+export type ReportCondition = Omit<Condition, 'observedGeneration'>;
+
 export interface ConcurrencyReportStatus {
-  conditions?: Condition[];
+  conditions?: ReportCondition[];
   audit?: ReportAudit;
   runtime?: ReportRuntime;
   summary?: ReportSummary;
@@ -302,6 +359,8 @@ export const AGENT_CONDITIONS = [
   'GOMAXPROCSMismatch',
 ] as const;
 export type AgentConditionType = (typeof AGENT_CONDITIONS)[number];
+/** Every condition type a report may carry (the CRD's enum). */
+export const REPORT_CONDITIONS = [CONDITION_POLICY_COMPLIANT, ...AGENT_CONDITIONS] as const;
 export const CONDITION_POLICY_READY = 'Ready';
 
 /** Namespaces never evaluated, blocked or reported (plus the operator's own, given at run time). */
