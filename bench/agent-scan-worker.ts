@@ -49,10 +49,16 @@ const warm = measure(ticks, () => scanner.tick(pods));
 const limitsReadsPerWarmTick = (scanner.limits.reads - reads) / ticks;
 const rssMiB = process.memoryUsage().rss / 2 ** 20;
 const heapUsedMiB = process.memoryUsage().heapUsed / 2 ** 20;
+scanner.close();
 const readdirScanner = new Scanner({ fdCountMethod: 'readdir' });
 readdirScanner.tick(pods);
 const readdir = measure(Math.min(ticks, 5), () => readdirScanner.tick(pods));
-const cold = measure(Math.min(ticks, 5), () => new Scanner().tick(pods));
+readdirScanner.close();
+const cold = measure(Math.min(ticks, 5), () => {
+  const fresh = new Scanner();
+  fresh.tick(pods);
+  fresh.close();
+});
 const all = first.pods.flatMap((p) => p.processes);
 const report: ScanReport = {
   processes: all.length,

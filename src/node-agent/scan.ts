@@ -6,6 +6,8 @@
 //
 // Synchronous on purpose: procfs and cgroupfs reads never wait on a disk, and a sync syscall costs a
 // fraction of a libuv threadpool round trip, which is what matters at thousands of files per tick.
+// Processes are held open (ProcessHandle: fstat + pread per tick, and identity for free) and so are the
+// cgroup files read every tick (OpenFiles); call close() when done with a scanner.
 // Privacy: reads stat, status, limits, comm and cgroup of a process — never cmdline or environ, never
 // an fd's target. Paths stay inside the scanner; figures carry pids, counts and comm only.
 import type { CgroupLayout } from './attribution/cgroup-layout.ts';
@@ -14,6 +16,7 @@ import type { ContainerCgroup, ResolveOptions } from './attribution/container-cg
 import { resolveContainerCgroup } from './attribution/container-cgroups.ts';
 import { bareContainerID, type QosClass } from './attribution/kubelet-naming.ts';
 import { confirmMembership } from './attribution/process-identity.ts';
+import { ProcessHandle } from './readers/proc-handle.ts';
 import type { CpuQuota, CpuThrottling } from './readers/cgroup-cpu.ts';
 import { readCpuQuota, readCpuThrottling } from './readers/cgroup-cpu.ts';
 import type { PidsLevel } from './readers/cgroup-pids.ts';
@@ -23,11 +26,10 @@ import type { KernelTaskLimits } from './readers/kernel-limits.ts';
 import { readKernelTaskLimits } from './readers/kernel-limits.ts';
 import { readComm } from './readers/proc-comm.ts';
 import type { FdCountMethod } from './readers/proc-fd-count.ts';
-import { detectFdCountMethod, readFdCount } from './readers/proc-fd-count.ts';
-import { ScratchReader } from './readers/proc-file.ts';
+import { detectFdCountMethod } from './readers/proc-fd-count.ts';
+import { OpenFiles, ScratchReader } from './readers/proc-file.ts';
 import type { ProcLimits, SoftHard } from './readers/proc-limits.ts';
 import { LimitsCache } from './readers/proc-limits.ts';
-import { readProcStat } from './readers/proc-stat.ts';
 import { readProcStatus } from './readers/proc-status.ts';
 import { countTasksByUid } from './readers/uid-tasks.ts';
 
@@ -98,6 +100,7 @@ export interface ScannerOptions {
 }
 
 interface KnownProcess {
+  handle: ProcessHandle;
   starttime: number;
   containerKey: string;
   comm: string;
@@ -108,9 +111,9 @@ interface KnownProcess {
 export interface ScanCounters {
   /** New process identities confirmed from /proc/PID/cgroup. */
   confirmed: number;
-  /** Listed in a container's cgroup.procs but found to be another process (pid reused) or gone. */
+  /** Listed in a container's cgroup.procs but found to belong elsewhere (a pid reused meanwhile). */
   rejected: number;
-  /** Processes that vanished between listing and reading. */
+  /** Processes that exited between listing and reading. */
   vanished: number;
 }
 
@@ -121,6 +124,8 @@ export class Scanner {
   readonly limits: LimitsCache;
   readonly counters: ScanCounters = { confirmed: 0, rejected: 0, vanished: 0 };
   private readonly reader = new ScratchReader();
+  /** A container's pids and cpu files, kept open: re-read every tick. */
+  private readonly cgroupFiles = new OpenFiles(this.reader);
   private readonly resolveOptions: ResolveOptions;
   private readonly cgroups = new Map<string, ContainerCgroup>();
   private readonly known = new Map<number, KnownProcess>();
@@ -144,17 +149,17 @@ export class Scanner {
       const podFigures: PodFigures = { uid: pod.uid, containers: [], processes: [], pidsChain: [] };
       const chainSeen = new Set<string>();
       for (const container of pod.containers) {
-        const cgroup = this.containerCgroup(pod, container);
+        const containerKey = this.containerKey(pod, container);
+        const cgroup = this.containerCgroup(containerKey, pod, container);
         const containerFigures: ContainerFigures = { name: container.name, found: false, processes: 0 };
         podFigures.containers.push(containerFigures);
         if (!cgroup) continue;
         this.pids.length = 0;
-        if (readCgroupProcs(this.reader, cgroup.procsDir, this.pids) === undefined) {
-          this.cgroups.delete(this.containerKey(pod, container));
+        if (readCgroupProcs(this.reader, cgroup.procsDir, this.layout.version === 'v2', this.pids) === undefined) {
+          this.cgroups.delete(containerKey);
           continue;
         }
         containerFigures.found = true;
-        const containerKey = this.containerKey(pod, container);
         for (const pid of this.pids) {
           const process = this.readProcess(pid, containerKey, cgroup.leafName, container.name);
           if (!process) continue;
@@ -163,15 +168,17 @@ export class Scanner {
           if (process.realUid !== undefined && process.realUid !== 0) nprocUids.add(process.realUid);
         }
         if (cgroup.pidsDir !== undefined && this.layout.pidsRoot !== undefined) {
-          for (const level of readPidsChain(this.reader, this.layout.pidsRoot, cgroup.relativePath, pidsMemo)) {
+          for (const level of readPidsChain(this.cgroupFiles, this.layout.pidsRoot, cgroup.relativePath, pidsMemo)) {
             if (chainSeen.has(level.relativePath)) continue;
             chainSeen.add(level.relativePath);
             podFigures.pidsChain.push(level);
           }
         }
         if (cgroup.cpuDir !== undefined) {
-          containerFigures.cpuQuota = readCpuQuota(this.reader, cgroup.cpuDir, this.layout.version);
-          containerFigures.cpuThrottling = readCpuThrottling(this.reader, cgroup.cpuDir, this.layout.version);
+          const quota = readCpuQuota(this.cgroupFiles, cgroup.cpuDir, this.layout.version);
+          const throttling = readCpuThrottling(this.cgroupFiles, cgroup.cpuDir, this.layout.version);
+          if (quota) containerFigures.cpuQuota = quota;
+          if (throttling) containerFigures.cpuThrottling = throttling;
         }
       }
       // Leaf first: container levels (deepest paths) before the pod, the pod before its ancestors.
@@ -191,15 +198,29 @@ export class Scanner {
   refreshLimits(pid: number, starttime: number): ProcLimits | undefined {
     const known = this.known.get(pid);
     if (!known || known.starttime !== starttime) return undefined;
-    return this.limits.refresh(pid, starttime);
+    const limits = this.limits.refresh(pid, starttime);
+    // Read by path: only trust it if the handle shows the same process is still there.
+    return known.handle.readStat(this.reader)?.starttime === starttime ? limits : undefined;
+  }
+
+  /** Releases the fds held on processes and cgroup files. */
+  close(): void {
+    for (const pid of [...this.known.keys()]) this.forget(pid);
+    this.cgroupFiles.closeAll();
+  }
+
+  /** fds the scanner holds open: two per process watched, plus cgroup files. */
+  get openFds(): number {
+    let n = this.cgroupFiles.size;
+    for (const known of this.known.values()) if (known.handle.open) n += this.fdCountMethod === 'stat' ? 2 : 1;
+    return n;
   }
 
   private containerKey(pod: PodTarget, container: ContainerTarget): string {
     return `${pod.uid}/${bareContainerID(container.containerID)}`;
   }
 
-  private containerCgroup(pod: PodTarget, container: ContainerTarget): ContainerCgroup | undefined {
-    const key = this.containerKey(pod, container);
+  private containerCgroup(key: string, pod: PodTarget, container: ContainerTarget): ContainerCgroup | undefined {
     let cgroup = this.cgroups.get(key);
     if (!cgroup) {
       cgroup = resolveContainerCgroup(this.layout, pod.uid, container.containerID, {
@@ -213,61 +234,55 @@ export class Scanner {
 
   private readProcess(pid: number, containerKey: string, leafName: string, container: string): ProcessFigures | undefined {
     const known = this.known.get(pid);
-    let fds: number | undefined;
-    let starttime: number;
-    let threads: number;
-    let entry: KnownProcess;
-    if (known && known.containerKey === containerKey) {
-      // fds first, then the start time: if it still matches, the process that had these fds is the
-      // one we confirmed earlier (it was alive at both reads, so the pid was not reused in between).
-      fds = readFdCount(this.procRoot, pid, this.fdCountMethod);
-      const stat = readProcStat(this.reader, this.procRoot, pid);
-      if (fds === undefined || stat === undefined) return this.vanished(pid);
-      if (stat.starttime !== known.starttime) return this.readNewProcess(pid, containerKey, leafName, container);
-      starttime = stat.starttime;
-      threads = stat.threads;
-      entry = known;
-    } else {
-      return this.readNewProcess(pid, containerKey, leafName, container);
+    if (known) {
+      if (known.containerKey === containerKey) {
+        // Through the handle: fails once the process has exited, whoever has the pid now.
+        const fds = known.handle.fdCount();
+        const stat = fds === undefined ? undefined : known.handle.readStat(this.reader);
+        if (fds !== undefined && stat !== undefined && stat.starttime === known.starttime) {
+          known.seen = this.generation;
+          return this.figures(pid, known, stat.threads, fds, container);
+        }
+      }
+      // Exited (its pid may now be a new process's), or listed under another container than before.
+      this.forget(pid);
     }
-    entry.seen = this.generation;
-    return this.withLimits(pid, starttime, threads, fds, entry, container);
+    return this.readNewProcess(pid, containerKey, leafName, container);
   }
 
   private readNewProcess(pid: number, containerKey: string, leafName: string, container: string): ProcessFigures | undefined {
-    // start time, fds, cgroup, start time again: equal start times bracket the other two reads.
-    const stat = readProcStat(this.reader, this.procRoot, pid);
-    if (stat === undefined) return this.vanished(pid);
-    const fds = readFdCount(this.procRoot, pid, this.fdCountMethod);
+    // Open a handle, then read by path (comm, limits, status, cgroup), then read through the handle
+    // again (confirmMembership): the same start time shows the path reads were of this process.
+    const handle = ProcessHandle.open(this.procRoot, pid, this.fdCountMethod);
+    const stat = handle?.readStat(this.reader);
+    if (!handle || !stat) return this.vanished(pid, handle);
+    const fds = handle.fdCount();
     const comm = readComm(this.reader, this.procRoot, pid);
-    if (fds === undefined || comm === undefined) return this.vanished(pid);
-    if (!confirmMembership(this.reader, this.procRoot, pid, stat.starttime, leafName)) {
-      this.counters.rejected++;
-      this.known.delete(pid);
+    const limits = this.limits.refresh(pid, stat.starttime);
+    if (fds === undefined || comm === undefined || limits === undefined) {
+      this.limits.forget(pid, stat.starttime);
+      return this.vanished(pid, handle);
+    }
+    const realUid = Number.isFinite(limits.nproc.soft) ? readProcStatus(this.reader, this.procRoot, pid)?.realUid : undefined;
+    if (!confirmMembership(this.reader, this.procRoot, handle, stat.starttime, leafName)) {
+      if (handle.open) this.counters.rejected++;
+      else this.counters.vanished++;
+      handle.close();
+      this.limits.forget(pid, stat.starttime);
       return undefined;
     }
     this.counters.confirmed++;
-    const entry: KnownProcess = { starttime: stat.starttime, containerKey, comm, realUid: undefined, seen: this.generation };
+    const entry: KnownProcess = { handle, starttime: stat.starttime, containerKey, comm, realUid, seen: this.generation };
     this.known.set(pid, entry);
-    return this.withLimits(pid, stat.starttime, stat.threads, fds, entry, container);
+    return this.figures(pid, entry, stat.threads, fds, container);
   }
 
-  private withLimits(
-    pid: number,
-    starttime: number,
-    threads: number,
-    fds: number,
-    entry: KnownProcess,
-    container: string,
-  ): ProcessFigures | undefined {
-    const limits = this.limits.get(pid, starttime);
-    if (!limits) return this.vanished(pid);
-    if (entry.realUid === undefined && Number.isFinite(limits.nproc.soft)) {
-      entry.realUid = readProcStatus(this.reader, this.procRoot, pid)?.realUid;
-    }
+  private figures(pid: number, entry: KnownProcess, threads: number, fds: number, container: string): ProcessFigures | undefined {
+    const limits = this.limits.get(pid, entry.starttime);
+    if (!limits) return this.vanished(pid, undefined);
     const figures: ProcessFigures = {
       pid,
-      starttime,
+      starttime: entry.starttime,
       comm: entry.comm,
       container,
       fds,
@@ -279,15 +294,25 @@ export class Scanner {
     return figures;
   }
 
-  private vanished(pid: number): undefined {
+  private vanished(pid: number, handle: ProcessHandle | undefined): undefined {
     this.counters.vanished++;
-    this.known.delete(pid);
+    handle?.close();
+    this.forget(pid);
     return undefined;
   }
 
+  private forget(pid: number): void {
+    const known = this.known.get(pid);
+    if (!known) return;
+    known.handle.close();
+    this.limits.forget(pid, known.starttime);
+    this.known.delete(pid);
+  }
+
   private forgetUnseen(): void {
-    for (const [pid, entry] of this.known) if (entry.seen < this.generation) this.known.delete(pid);
+    for (const [pid, entry] of this.known) if (entry.seen < this.generation) this.forget(pid);
     this.limits.prune();
+    this.cgroupFiles.prune();
   }
 }
 

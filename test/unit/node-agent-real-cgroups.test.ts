@@ -161,18 +161,19 @@ describe.skipIf(!available)('node agent scan on real cgroups', () => {
 
   it('reads the container leaf’s CPU quota and the share of periods throttled between ticks', async () => {
     const id = randomContainerID();
-    const pod = makePod({ containers: [{ id, cpuLimitMillicores: 200 }] });
+    // 10m is the kubelet's smallest quota (1000 µs per 100 ms): a busy loop exhausts it in every period
+    // it gets scheduled in, however loaded the machine.
+    const pod = makePod({ containers: [{ id, cpuLimitMillicores: 10 }] });
     const busy = pod.spawnInContainer(id, '/bin/sh', ['-c', 'while :; do :; done']);
     const scanner = new Scanner();
     const history = new PodHistory();
     let scan = scanner.tick([target(pod)]);
     expect(evaluatePod(podOf(scan), scan.node, scan.time, DEFAULT_PRESSURE, history).cpu).toEqual([
-      { container: 'app', quotaCores: 0.2 },
+      { container: 'app', quotaCores: 0.01 },
     ]);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     scan = scanner.tick([target(pod)]);
     const [cpu] = evaluatePod(podOf(scan), scan.node, scan.time, DEFAULT_PRESSURE, history).cpu;
-    // A busy loop on 0.2 cores runs out of quota in every period it runs in.
     expect(cpu?.throttledPercent).toBeGreaterThan(80);
     busy.kill('SIGKILL');
   });

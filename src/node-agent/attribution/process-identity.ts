@@ -1,11 +1,12 @@
 // A process is (pid, starttime): a pid freed and reused between two reads gets a new start time. The
 // scan lists pids from cgroup.procs and then reads /proc/PID/...; a pid can die and be reused by a
 // process of another pod in between, so the first time an identity is seen its membership is
-// confirmed from /proc/PID/cgroup, bracketed by two reads of its start time (same start time before
-// and after ⇒ the cgroup read was of that process). Known identities need no re-check: a pid is never
-// reused while its process lives, so a start time that still matches is still the same process.
+// confirmed from /proc/PID/cgroup, read by path between opening a ProcessHandle and reading through it
+// again: the handle is bound to the process, so if it still reads the same start time afterwards, the
+// path read in between was of that process. Known identities need no re-check: their handle fails once
+// the process is gone, whatever now has its pid.
+import type { ProcessHandle } from '../readers/proc-handle.ts';
 import type { ScratchReader } from '../readers/proc-file.ts';
-import { readProcStat } from '../readers/proc-stat.ts';
 
 export function identityKey(pid: number, starttime: number): string {
   return `${pid}:${starttime}`;
@@ -28,18 +29,18 @@ export function cgroupFileHasLeaf(text: string, leafName: string): boolean {
 }
 
 /**
- * Confirms that the process now at `pid`, started at `starttime`, belongs to the container whose cgroup
- * leaf is `leafName`. False when it does not, when the pid was reused meanwhile, or when it is gone.
+ * Confirms that the process of `handle`, started at `starttime`, belongs to the container whose cgroup
+ * leaf is `leafName`. False when it does not, or when it exited meanwhile (its pid may be another's).
  */
 export function confirmMembership(
   reader: ScratchReader,
   procRoot: string,
-  pid: number,
+  handle: ProcessHandle,
   starttime: number,
   leafName: string,
 ): boolean {
-  const text = reader.readText(`${procRoot}/${pid}/cgroup`);
+  const text = reader.readText(`${procRoot}/${handle.pid}/cgroup`);
   if (text === undefined || !cgroupFileHasLeaf(text, leafName)) return false;
-  const after = readProcStat(reader, procRoot, pid);
+  const after = handle.readStat(reader);
   return after !== undefined && after.starttime === starttime;
 }

@@ -3,7 +3,7 @@
 //   v1 (cpu controller): cpu.cfs_quota_us (-1 = none) / cpu.cfs_period_us; cpu.stat nr_periods,
 //      nr_throttled, throttled_time (nanoseconds).
 //   v2: cpu.max "$MAX $PERIOD" (MAX may be `max`); cpu.stat nr_periods, nr_throttled, throttled_usec.
-import type { ScratchReader } from './proc-file.ts';
+import type { TextSource } from './proc-file.ts';
 
 export interface CpuQuota {
   /** Cores' worth of CPU time per period; undefined when unlimited. */
@@ -58,7 +58,7 @@ function divide(value: number | undefined, by: number): number | undefined {
 }
 
 /** `dir` is the absolute directory of the cgroup in the hierarchy that has the cpu controller. */
-export function readCpuQuota(reader: ScratchReader, dir: string, version: CgroupVersion): CpuQuota | undefined {
+export function readCpuQuota(reader: TextSource, dir: string, version: CgroupVersion): CpuQuota | undefined {
   if (version === 'v2') {
     const text = reader.readText(`${dir}/cpu.max`);
     return text === undefined ? undefined : parseCpuMax(text);
@@ -69,7 +69,7 @@ export function readCpuQuota(reader: ScratchReader, dir: string, version: Cgroup
   return period === undefined ? undefined : parseCfsQuota(quota, period);
 }
 
-export function readCpuThrottling(reader: ScratchReader, dir: string, version: CgroupVersion): CpuThrottling | undefined {
+export function readCpuThrottling(reader: TextSource, dir: string, version: CgroupVersion): CpuThrottling | undefined {
   const text = reader.readText(`${dir}/cpu.stat`);
   return text === undefined ? undefined : parseCpuStat(text, version);
 }

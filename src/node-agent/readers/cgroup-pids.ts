@@ -3,7 +3,7 @@
 // is at its pids.max, so the whole chain from the container's leaf to the hierarchy root matters: the
 // kubelet puts podPidsLimit on the pod cgroup, an operator may put one on kubepods or a QoS cgroup.
 // The hierarchy root has neither file.
-import type { ScratchReader } from './proc-file.ts';
+import type { TextSource } from './proc-file.ts';
 import { parseLimitValue } from './proc-file.ts';
 
 export interface PidsLevel {
@@ -13,7 +13,7 @@ export interface PidsLevel {
   current: number;
 }
 
-export function readPidsLevel(reader: ScratchReader, hierarchyRoot: string, relativePath: string): PidsLevel | undefined {
+export function readPidsLevel(reader: TextSource, hierarchyRoot: string, relativePath: string): PidsLevel | undefined {
   const max = parseLimitValue(reader.readText(`${hierarchyRoot}/${relativePath}/pids.max`) ?? '');
   const current = parseLimitValue(reader.readText(`${hierarchyRoot}/${relativePath}/pids.current`) ?? '');
   return max === undefined || current === undefined ? undefined : { relativePath, max, current };
@@ -24,7 +24,7 @@ export function readPidsLevel(reader: ScratchReader, hierarchyRoot: string, rela
  * lets one tick share the reads of common ancestors (kubepods, the QoS cgroups) among all pods.
  */
 export function readPidsChain(
-  reader: ScratchReader,
+  reader: TextSource,
   hierarchyRoot: string,
   relativePath: string,
   memo?: Map<string, PidsLevel | undefined>,

@@ -1,12 +1,18 @@
 // Processes of a cgroup: cgroup.procs lists the TGIDs of the cgroup's own members only (v1 and v2), and
-// a runtime may put the payload in a sub-cgroup (crun on v2: `crio-<id>.scope/container`), so the
-// directory's descendants are read as well.
+// on v2 a runtime may put the payload in a sub-cgroup (crun: `crio-<id>.scope/container`), so there the
+// directory's descendants are read as well. On v1 no runtime nests a container's processes, and the
+// listing would cost a readdir per container per tick for nothing.
 import fs from 'node:fs';
 import type { ScratchReader } from './proc-file.ts';
 import { isGone } from './proc-file.ts';
 
 /** PIDs in `dir` and its descendants, or undefined when `dir` itself is gone. */
-export function readCgroupProcs(reader: ScratchReader, dir: string, into: number[] = []): number[] | undefined {
+export function readCgroupProcs(
+  reader: ScratchReader,
+  dir: string,
+  withDescendants: boolean,
+  into: number[] = [],
+): number[] | undefined {
   const bytes = reader.read(`${dir}/cgroup.procs`);
   if (bytes === undefined) return undefined;
   let value = -1;
@@ -18,6 +24,7 @@ export function readCgroupProcs(reader: ScratchReader, dir: string, into: number
     }
   }
   if (value >= 0) into.push(value);
+  if (!withDescendants) return into;
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
@@ -25,6 +32,6 @@ export function readCgroupProcs(reader: ScratchReader, dir: string, into: number
     if (isGone(error)) return into;
     throw error;
   }
-  for (const entry of entries) if (entry.isDirectory()) readCgroupProcs(reader, `${dir}/${entry.name}`, into);
+  for (const entry of entries) if (entry.isDirectory()) readCgroupProcs(reader, `${dir}/${entry.name}`, true, into);
   return into;
 }

@@ -68,6 +68,10 @@ export class LimitsCache {
     return this.load(`${pid}:${starttime}`, pid);
   }
 
+  forget(pid: number, starttime: number): void {
+    this.entries.delete(`${pid}:${starttime}`);
+  }
+
   /** Ends a tick: forgets processes not asked about since the previous prune. */
   prune(): void {
     for (const [key, entry] of this.entries) if (entry.touched < this.generation) this.entries.delete(key);
