@@ -107,6 +107,8 @@ export interface WatchOptions {
   /** No bytes for this long → WatchStalledError. */
   idleTimeoutMs: number;
   signal?: AbortSignal;
+  /** Called when the server accepts the watch (200), before any event. */
+  onConnected?: () => void;
 }
 
 export interface WriteOptions {
@@ -250,11 +252,12 @@ export class KubeClient {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
       };
-      req.once('error', (error) => { finish(); reject(error); });
+      // `on`, not `once`: a destroyed socket can emit a second error, which must not go uncaught.
+      req.on('error', (error) => { finish(); reject(error); });
       req.once('response', (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.once('error', (error) => { finish(); reject(error); });
+        res.on('error', (error) => { finish(); reject(error); });
         res.once('end', () => {
           finish();
           const text = Buffer.concat(chunks).toString('utf8');
@@ -383,8 +386,12 @@ export class KubeClient {
       resourceVersion: options.resourceVersion, allowWatchBookmarks: options.allowWatchBookmarks ? true : undefined,
       timeoutSeconds: options.timeoutSeconds,
     })}`;
+    if (options.signal?.aborted) throw options.signal.reason as Error;
     const req = this.open('GET', pathAndQuery, {});
     let res: IncomingMessage | undefined;
+    // Errors after the response are surfaced through `res` (destroyed with the same error); this
+    // listener keeps a late socket error (or one from destroying an unsent request) from going uncaught.
+    req.on('error', (error) => { res?.destroy(error); });
     const fail = (error: Error): void => {
       res?.destroy(error);
       req.destroy(error);
@@ -395,13 +402,13 @@ export class KubeClient {
     const onAbort = (): void => fail(options.signal?.reason as Error);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      if (options.signal?.aborted) throw options.signal.reason as Error;
       res = await new Promise<IncomingMessage>((resolve, reject) => {
         req.once('response', resolve);
         req.once('error', reject);
         req.end();
       });
       idle.refresh();
+      if (res.statusCode === 200) options.onConnected?.();
       if (res.statusCode !== 200) {
         const chunks: Buffer[] = [];
         for await (const chunk of res) chunks.push(chunk as Buffer);

@@ -248,13 +248,9 @@ export class Informer<T extends KubeObject> {
       timeoutSeconds,
       idleTimeoutMs: this.watchIdleTimeoutMs,
       signal,
+      onConnected: () => this.lifecycle('connected'),
     });
-    let connected = false;
     for await (const event of stream) {
-      if (!connected) {
-        connected = true;
-        this.lifecycle('connected');
-      }
       events++;
       this.metrics?.lastEvent.set({ informer: this.name }, Date.now() / 1000);
       if (event.type === 'ERROR') {
