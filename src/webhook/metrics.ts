@@ -21,6 +21,7 @@ export class WebhookMetrics {
   readonly certificateReloads: Counter<'result'>;
   readonly certificateNotAfter: Gauge;
   readonly ready: Gauge;
+  readonly connections: Counter;
   private readonly knownKinds: ReadonlySet<string>;
   private readonly seenRules = new Set<string>();
 
@@ -65,6 +66,11 @@ export class WebhookMetrics {
     this.ready = new Gauge({
       name: 'concurrency_guard_webhook_ready',
       help: '1 when /readyz passes (certificate loaded, caches synced, not draining).',
+      registers,
+    });
+    this.connections = new Counter({
+      name: 'concurrency_guard_webhook_tls_connections_total',
+      help: 'TLS connections accepted (the API server keeps a few alive and re-dials after a certificate rotation).',
       registers,
     });
     // Zero series exist from the start, so rate() and absent() behave before the first request.

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { CertificateWatcher, type CertificateSource, type ServingCertificate } from './certificate.ts';
 import type { WebhookMetrics } from './metrics.ts';
-import { buildWebhookServer, type Admit, type FailurePolicy, type Readiness, type WebhookServer } from './server.ts';
+import { buildWebhookServer, type Admit, type FailurePolicy, type Readiness, type WebhookServerHandle } from './server.ts';
 
 export interface WebhookRuntimeOptions {
   admit: Admit;
@@ -45,7 +45,7 @@ export class WebhookRuntime {
   private readonly watcher: CertificateWatcher;
   private readonly metricsServer: HttpServer;
   private readonly healthServer: HttpServer | undefined;
-  private server: WebhookServer | undefined;
+  private server: WebhookServerHandle | undefined;
   private draining = false;
   private closed: Promise<void> | undefined;
   private firstCertificate: { promise: Promise<ServingCertificate>; resolve: (c: ServingCertificate) => void };
@@ -94,7 +94,7 @@ export class WebhookRuntime {
         ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
         ...(options.keepAliveTimeoutMs ? { keepAliveTimeoutMs: options.keepAliveTimeoutMs } : {}),
       });
-      await runtime.server.listen({ host: options.host ?? '0.0.0.0', port: options.port });
+      await runtime.server.app.listen({ host: options.host ?? '0.0.0.0', port: options.port });
     } catch (error) {
       runtime.watcher.stop();
       await closeHttp(runtime.metricsServer);
@@ -105,7 +105,7 @@ export class WebhookRuntime {
   }
 
   get port(): number {
-    return (this.server?.server.address() as AddressInfo | null)?.port ?? 0;
+    return (this.server?.app.server.address() as AddressInfo | null)?.port ?? 0;
   }
 
   get metricsPort(): number {
@@ -149,7 +149,7 @@ export class WebhookRuntime {
     logger.info({ drainDelayMs: delay }, 'draining: readiness now fails, still serving');
     await sleep(delay);
     this.watcher.stop();
-    await this.server?.close();
+    await this.server?.app.close();
     await closeHttp(this.metricsServer);
     if (this.healthServer) await closeHttp(this.healthServer);
     logger.info('webhook closed');
@@ -159,9 +159,9 @@ export class WebhookRuntime {
     const { logger, metrics } = this.options;
     metrics.certificateNotAfter.set(certificate.notAfter.getTime() / 1000);
     if (this.server) {
-      // New connections get the new certificate; established keep-alive connections keep the old one,
-      // which stays valid while both are in the CA bundle.
-      this.server.server.setSecureContext({ cert: certificate.certPem, key: certificate.keyPem, minVersion: 'TLSv1.2' });
+      // New connections get the new certificate; connections opened under the old one are closed after
+      // their next answer, so the API server re-dials within a request instead of an idle timeout.
+      this.server.setCertificate(certificate);
       metrics.certificateReloads.inc({ result: 'loaded' });
       logger.info({ serial: certificate.serialNumber, notAfter: certificate.notAfter.toISOString() }, 'serving certificate reloaded');
     } else {

@@ -70,6 +70,20 @@ const HANDLER_MARGIN_MS = 500;
 
 export type WebhookServer = FastifyInstance<HttpsServer>;
 
+export interface WebhookServerHandle {
+  app: WebhookServer;
+  /**
+   * Serves a new certificate on new connections (setSecureContext), and retires the connections opened
+   * under the previous one: each gets `Connection: close` on its next answer, so clients such as the API
+   * server re-dial and verify the new certificate soon instead of whenever their idle timeout ends.
+   */
+  setCertificate: (pair: CertificatePair) => void;
+}
+
+/** The certificate generation a TLS connection was opened under. */
+const connectionGeneration = Symbol('certificate generation');
+type TaggedSocket = { [connectionGeneration]?: number };
+
 export function handlerTimeoutMs(timeoutSeconds: number): number {
   return Math.max(250, timeoutSeconds * 1000 - HANDLER_MARGIN_MS);
 }
@@ -78,8 +92,9 @@ function jsonError(reply: FastifyReply, code: number, message: string): FastifyR
   return reply.code(code).type('application/json').send({ code, message });
 }
 
-export function buildWebhookServer(options: WebhookServerOptions): WebhookServer {
+export function buildWebhookServer(options: WebhookServerOptions): WebhookServerHandle {
   const { admit, logger, metrics } = options;
+  let certificateGeneration = 0;
   const failurePolicy = options.failurePolicy ?? 'Ignore';
   const timeoutSeconds = options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
   const handlerTimeout = handlerTimeoutMs(timeoutSeconds);
@@ -106,6 +121,8 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
 
   function finish(reply: FastifyReply, request: AdmissionRequest, response: AdmissionResponse, decision: AdmissionDecision | undefined): void {
     const seconds = reply.elapsedTime / 1000;
+    const generation = (reply.raw.socket as TaggedSocket | null)?.[connectionGeneration];
+    if (generation !== undefined && generation !== certificateGeneration) void reply.header('connection', 'close');
     metrics.observeRequest(200, seconds);
     const outcome = !response.allowed ? 'denied' : response.warnings ? 'warned' : 'allowed';
     const key = kindKey(request.kind);
@@ -199,7 +216,18 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   });
 
   app.setNotFoundHandler((req, reply) => jsonError(reply, 404, `no route ${req.method} ${req.url}; admission reviews go to POST ${WEBHOOK_PATH}`));
-  return app;
+
+  app.server.on('secureConnection', (socket: TaggedSocket) => {
+    socket[connectionGeneration] = certificateGeneration;
+    metrics.connections.inc();
+  });
+  return {
+    app,
+    setCertificate: (pair) => {
+      app.server.setSecureContext({ cert: pair.certPem, key: pair.keyPem, minVersion: 'TLSv1.2' });
+      certificateGeneration++;
+    },
+  };
 }
 
 function badRequestMessage(error: FastifyError): string {

@@ -127,12 +127,16 @@ describe('webhook runtime', () => {
     writePair(dir, second);
     await runtime.pollCertificate();
     expect(runtime.certificate?.serialNumber).toBe(serialOf(second.certPem));
-    // A new connection presents the new serial; the kept-alive one still works (with the old one).
+    // A new connection presents the new serial; the kept-alive one answers once more (old certificate,
+    // `Connection: close`), and the client's next request re-dials and sees the new one.
     const fresh = new Agent({ keepAlive: false });
     expect((await review(runtime.port, fresh)).serial).toBe(serialOf(second.certPem));
     const old = await review(runtime.port, keptAlive);
     expect(old.status).toBe(200);
     expect(old.serial).toBe(serialOf(first.certPem));
+    const redialled = await review(runtime.port, keptAlive);
+    expect(redialled.status).toBe(200);
+    expect(redialled.serial).toBe(serialOf(second.certPem));
 
     // cert of one pair with the key of another: rejected, the second stays in use.
     const third = authority.issue('webhook-3');

@@ -26,7 +26,7 @@ function server(overrides: Partial<WebhookServerOptions> = {}) {
   const registry = new Registry();
   const metrics = new WebhookMetrics(registry, ['/Pod']);
   const logs = logCapture();
-  const app = buildWebhookServer({
+  const { app } = buildWebhookServer({
     certificate: serving, admit: allowAll, logger: logs.logger, metrics,
     readiness: () => ({ ready: true, reasons: [] }), ...overrides,
   });
