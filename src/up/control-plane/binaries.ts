@@ -40,8 +40,11 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return join(env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'concurrency-guard');
 }
 
-/** Throws with the command that builds them when any binary is missing. */
-export function locateBinaries(env: NodeJS.ProcessEnv = process.env): ControlPlaneBinaries {
+type BinaryName = Exclude<keyof ControlPlaneBinaries, 'versions'>;
+const CONTROL_PLANE: readonly BinaryName[] = ['etcd', 'kubeApiserver', 'kubeControllerManager', 'kubectl'];
+
+/** Throws with the command that builds them when any binary in `need` is missing. */
+export function locateBinaries(need: readonly BinaryName[] = CONTROL_PLANE, env: NodeJS.ProcessEnv = process.env): ControlPlaneBinaries {
   const versions = readPinnedVersions();
   const root = cacheRoot(env);
   const kube = join(root, `kubernetes-${versions.kubernetes}`, 'bin');
@@ -53,9 +56,7 @@ export function locateBinaries(env: NodeJS.ProcessEnv = process.env): ControlPla
     helm: join(root, `helm-${versions.helm}`, 'bin', 'helm'),
     versions,
   };
-  const missing = Object.entries(binaries)
-    .filter(([key, path]) => key !== 'versions' && typeof path === 'string' && !existsSync(path))
-    .map(([, path]) => path as string);
+  const missing = need.map((name) => binaries[name]).filter((path) => !existsSync(path));
   if (missing.length > 0) {
     throw new Error(`control-plane binaries missing: ${missing.join(', ')}; build them with: npm run build:control-plane`);
   }

@@ -1,6 +1,8 @@
 // Certificates for an embedded control plane: one CA signs the API server's serving certificate and the
 // client certificates (admin in system:masters, the controller-manager), and an RSA key pair signs
 // service-account tokens. ECDSA P-256 leaves because they are fast to make; valid for a week.
+// @peculiar/x509 resolves its ASN.1 providers through tsyringe, which needs the Reflect metadata API.
+import 'reflect-metadata';
 import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
