@@ -1,6 +1,8 @@
 // src/node-agent — the node agent's collection and evaluation below the API: readers/ (one file per
 // /proc or cgroup source), attribution/ (pod + container → cgroup directories → processes), scan.ts
-// (one tick over this node's pods) and pressure.ts (figures → levels, pure).
+// (one tick over this node's pods, cheapest reads first) and pressure.ts (figures → levels, pure).
+// Privacy: nothing here reads a command line or an environment, or resolves an fd's target; figures
+// carry pids, counts and comm only, never a path.
 // May import src/api (types), src/policy and src/kube only — never @kubernetes/client-node directly
 // (the agent's RSS budget is 100 MiB; the full client costs ~80 MiB).
 export * from './scan.ts';
@@ -27,4 +29,8 @@ export { parseProcStat, type ProcStat } from './readers/proc-stat.ts';
 export { parseCfsQuota, parseCpuMax, parseCpuStat, type CpuQuota, type CpuThrottling } from './readers/cgroup-cpu.ts';
 export type { PidsLevel } from './readers/cgroup-pids.ts';
 export type { KernelTaskLimits } from './readers/kernel-limits.ts';
-export { ScratchReader } from './readers/proc-file.ts';
+export { isGone, OpenFiles, ScratchReader, type TextSource } from './readers/proc-file.ts';
+export { ProcessHandle } from './readers/proc-handle.ts';
+export { parseProcStatus, type ProcStatus } from './readers/proc-status.ts';
+export { parseLoadavgTasks } from './readers/kernel-limits.ts';
+export { countTasksByUid } from './readers/uid-tasks.ts';

@@ -62,6 +62,12 @@ export function raisesLevel(previous: PressureLevel | undefined, next: PressureL
   return PRESSURE_RANK[next] > PRESSURE_RANK[previous ?? 'OK'];
 }
 
+export function worstLevel(levels: readonly (PressureLevel | undefined)[]): PressureLevel {
+  let worst: PressureLevel = 'OK';
+  for (const level of levels) if (level !== undefined && PRESSURE_RANK[level] > PRESSURE_RANK[worst]) worst = level;
+  return worst;
+}
+
 function roundPercent(used: number, limit: number): number {
   return Math.round((used / limit) * 1000) / 10;
 }
@@ -321,9 +327,7 @@ export function evaluatePod(
   const fileDescriptors = fileDescriptorPressure(pod, time, thresholds.fileDescriptors, history);
   const threads = threadPressure(pod, node, time, thresholds.threads, history);
   const cpu = cpuPressure(pod, history);
-  const levels: PressureLevel[] = [fileDescriptors?.level ?? 'OK', threads?.level ?? 'OK'];
-  const level = levels.reduce((a, b) => (PRESSURE_RANK[b] > PRESSURE_RANK[a] ? b : a), 'OK' as PressureLevel);
-  const result: PodPressure = { cpu, level };
+  const result: PodPressure = { cpu, level: worstLevel([fileDescriptors?.level, threads?.level]) };
   if (fileDescriptors) result.fileDescriptors = fileDescriptors;
   if (threads) result.threads = threads;
   return result;

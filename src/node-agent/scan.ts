@@ -10,6 +10,7 @@
 // cgroup files read every tick (OpenFiles); call close() when done with a scanner.
 // Privacy: reads stat, status, limits, comm and cgroup of a process — never cmdline or environ, never
 // an fd's target. Paths stay inside the scanner; figures carry pids, counts and comm only.
+import type { PressureLevel } from '../api/v1alpha1.ts';
 import type { CgroupLayout } from './attribution/cgroup-layout.ts';
 import { detectCgroupLayout } from './attribution/cgroup-layout.ts';
 import type { ContainerCgroup, ResolveOptions } from './attribution/container-cgroups.ts';
@@ -32,6 +33,8 @@ import type { ProcLimits, SoftHard } from './readers/proc-limits.ts';
 import { LimitsCache } from './readers/proc-limits.ts';
 import { readProcStatus } from './readers/proc-status.ts';
 import { countTasksByUid } from './readers/uid-tasks.ts';
+import type { PodHistory, PodPressure, ResolvedThresholds } from './pressure.ts';
+import { evaluatePod, fileDescriptorPressure, raisesLevel, threadPressure, worstLevel } from './pressure.ts';
 
 export interface ContainerTarget {
   name: string;
@@ -320,4 +323,47 @@ function depth(path: string): number {
   let n = 0;
   for (const char of path) if (char === '/') n++;
   return n;
+}
+
+/**
+ * evaluatePod, but a level that would go up on the strength of cached limits is first checked against
+ * limits read afresh (a process may have raised its own with setrlimit, or been given more with
+ * prlimit, since they were cached): the limits of every process at or above the warning threshold of
+ * its fds, and of processes with a finite RLIMIT_NPROC when that limit binds, are re-read, and the fd
+ * and thread figures evaluated again. `previous` are the levels last reported.
+ */
+export function evaluatePodWithFreshLimits(
+  scanner: Scanner,
+  pod: PodFigures,
+  node: NodeFigures,
+  time: number,
+  thresholds: ResolvedThresholds,
+  previous: { fileDescriptors?: PressureLevel; threads?: PressureLevel },
+  history?: PodHistory,
+): PodPressure {
+  const first = evaluatePod(pod, node, time, thresholds, history);
+  const fdsRise = first.fileDescriptors !== undefined && raisesLevel(previous.fileDescriptors, first.fileDescriptors.level);
+  const nprocRise =
+    first.threads !== undefined && first.threads.bindingLimit === 'RLIMIT_NPROC' && raisesLevel(previous.threads, first.threads.level);
+  if (!fdsRise && !nprocRise) return first;
+  const warningShare = thresholds.fileDescriptors.warningPercent / 100;
+  let changed = false;
+  for (const process of pod.processes) {
+    const suspect =
+      (fdsRise && process.fds >= process.nofile.soft * warningShare) || (nprocRise && Number.isFinite(process.nproc.soft));
+    if (!suspect) continue;
+    const fresh = scanner.refreshLimits(process.pid, process.starttime);
+    if (!fresh) continue;
+    if (fresh.nofile.soft !== process.nofile.soft || fresh.nproc.soft !== process.nproc.soft) changed = true;
+    process.nofile = fresh.nofile;
+    process.nproc = fresh.nproc;
+  }
+  if (!changed) return first;
+  // Same time: the trend windows ignore the repeated samples; CPU figures are kept from the first pass.
+  const fileDescriptors = fileDescriptorPressure(pod, time, thresholds.fileDescriptors, history);
+  const threads = threadPressure(pod, node, time, thresholds.threads, history);
+  const result: PodPressure = { cpu: first.cpu, level: worstLevel([fileDescriptors?.level, threads?.level]) };
+  if (fileDescriptors) result.fileDescriptors = fileDescriptors;
+  if (threads) result.threads = threads;
+  return result;
 }

@@ -3,7 +3,14 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_PRESSURE } from '../../src/api/v1alpha1.ts';
-import { evaluatePod, PodHistory, Scanner, type PodFigures, type PodTarget } from '../../src/node-agent/index.ts';
+import {
+  evaluatePod,
+  evaluatePodWithFreshLimits,
+  PodHistory,
+  Scanner,
+  type PodFigures,
+  type PodTarget,
+} from '../../src/node-agent/index.ts';
 import { createKubeletPodCgroups, isCgroupV1Available, randomContainerID, type KubeletPodCgroups } from '../support/cgroups.ts';
 import { Holder } from '../support/holder-processes.ts';
 
@@ -14,6 +21,7 @@ const pods: KubeletPodCgroups[] = [];
 afterEach(() => {
   for (const pod of pods.splice(0)) pod.cleanup();
 });
+
 
 function makePod(spec: Parameters<typeof createKubeletPodCgroups>[0]): KubeletPodCgroups {
   const pod = createKubeletPodCgroups(spec);
@@ -87,6 +95,33 @@ describe.skipIf(!available)('node agent scan on real cgroups', () => {
     expect(scanner.refreshLimits(cached.pid, cached.starttime)?.nofile.soft).toBe(300);
     expect(only(podOf(scanner.tick([target(pod)])).processes).nofile.soft).toBe(300);
     expect(scanner.limits.reads).toBe(2);
+  });
+
+  it('re-reads cached limits before raising a level: a process given a higher limit stays OK', async () => {
+    const id = randomContainerID();
+    const pod = makePod({ containers: [{ id }] });
+    const holder = await Holder.start(pod, id, { nofile: 100 });
+    const scanner = new Scanner();
+    await holder.setFds(47); // 50 of 100
+    let scan = scanner.tick([target(pod)]);
+    const first = evaluatePodWithFreshLimits(scanner, podOf(scan), scan.node, scan.time, DEFAULT_PRESSURE, {});
+    expect(first.fileDescriptors).toMatchObject({ level: 'OK', open: 50, limit: 100 });
+
+    execFileSync('prlimit', ['--pid', String(holder.pid), '--nofile=1000:']);
+    await holder.setFds(93); // 96: Critical against the cached 100, 9.6 % of the real 1000
+    scan = scanner.tick([target(pod)]);
+    expect(evaluatePod(podOf(scan), scan.node, scan.time, DEFAULT_PRESSURE).fileDescriptors?.level).toBe('Critical');
+    const confirmed = evaluatePodWithFreshLimits(scanner, podOf(scan), scan.node, scan.time, DEFAULT_PRESSURE, {
+      fileDescriptors: 'OK',
+    });
+    expect(confirmed.fileDescriptors).toEqual({
+      level: 'OK',
+      open: 96,
+      limit: 1000,
+      percent: 9.6,
+      process: { pid: holder.pid, comm: 'python3', container: 'app', count: 96, limit: 1000 },
+    });
+    expect(confirmed.level).toBe('OK');
   });
 
   it('names pids.max of the pod cgroup as the binding thread limit, up to the real EAGAIN', async () => {
