@@ -141,7 +141,7 @@ describe('ConcurrencyPolicy', () => {
     })]);
     const rows = table((await cluster.kubectl(['get', 'ccp'])).stdout);
     expect(rows[0]).toEqual(['NAME', 'ENFORCEMENT', 'MATCHED', 'VIOLATING', 'READY', 'AGE']);
-    const byName = Object.fromEntries(rows.slice(1).map((r) => [r[0], r.slice(1, -1)]));
+    const byName = Object.fromEntries(rows.slice(1).map((r): [string, string[]] => [r[0] ?? '', r.slice(1, -1)]));
     expect(byName).toEqual({
       'batch-jobs': ['Audit'],
       'go-services': ['Warn', '12', '3', 'True'],
@@ -319,7 +319,7 @@ describe('ConcurrencyReport', () => {
     }
     const rows = table((await cluster.kubectl(['get', 'concurrencyreports', '-A'])).stdout);
     expect(rows[0]).toEqual(['NAMESPACE', 'NAME', 'NODE', 'FDS', 'FD%', 'THREADS', 'DROPS/MIN', 'LEVEL', 'COMPLIANT', 'AGE']);
-    const byName = Object.fromEntries(rows.slice(1).map((r) => [r[1], r.slice(0, -1)]));
+    const byName = Object.fromEntries(rows.slice(1).map((r): [string, string[]] => [r[1] ?? '', r.slice(0, -1)]));
     expect(byName['api-0']).toEqual([ns, 'api-0', 'node-a', '64k/64k', '98', '120', '0', 'Critical', 'False']);
     expect(byName['api-1']).toEqual([ns, 'api-1', 'node-b', '54k/64k', '82', '120', '0', 'Warning', 'True']);
     expect(byName['worker-0']).toEqual([ns, 'worker-0', 'node-b', '1k/64k', '2', '120', '0', 'OK', 'True']);
