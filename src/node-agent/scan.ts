@@ -1,8 +1,8 @@
 // One tick of the node agent's collection: for each pod's containers, the processes in the container's
 // cgroup and, per process, its fd count, thread count and (cached) limits; then the pod's pids.max chain
 // and each container's CPU quota and throttling; then node-wide limits; last, and only when some process
-// has a finite RLIMIT_NPROC under a non-root UID, the node-wide walk of /proc that counts that UID's
-// tasks — the one expensive read, so cheapest first.
+// has a finite RLIMIT_NPROC under a non-root UID that the node's task count could come near, the
+// node-wide walk of /proc that counts that UID's tasks — the one expensive read, so cheapest first.
 //
 // Synchronous on purpose: procfs and cgroupfs reads never wait on a disk, and a sync syscall costs a
 // fraction of a libuv threadpool round trip, which is what matters at thousands of files per tick.
@@ -83,7 +83,12 @@ export interface PodFigures {
 
 export interface NodeFigures {
   kernel: KernelTaskLimits | undefined;
-  /** Tasks per real UID on the whole node, for the UIDs of processes with a finite RLIMIT_NPROC. */
+  /**
+   * Tasks per real UID on the whole node, for the non-root UIDs of processes with a finite
+   * RLIMIT_NPROC. Counted over all of /proc when the node's task count reaches nprocTallyFromPercent of
+   * the smallest such limit; below that the UID cannot be near its limit, and the figure is only the
+   * UID's tasks in the scanned pods (a lower bound), which spares the walk on nearly every tick.
+   */
   tasksByUid: ReadonlyMap<number, number>;
 }
 
@@ -100,6 +105,8 @@ export interface ScannerOptions {
   /** Default: detected on procRoot (stat where the kernel counts, else readdir). */
   fdCountMethod?: FdCountMethod;
   resolve?: ResolveOptions;
+  /** See NodeFigures.tasksByUid; default 50 (below any sensible warning threshold). */
+  nprocTallyFromPercent?: number;
 }
 
 interface KnownProcess {
@@ -130,7 +137,8 @@ export class Scanner {
   /** A container's pids and cpu files, kept open: re-read every tick. */
   private readonly cgroupFiles = new OpenFiles(this.reader);
   private readonly resolveOptions: ResolveOptions;
-  private readonly cgroups = new Map<string, ContainerCgroup>();
+  private readonly nprocTallyShare: number;
+  private readonly cgroups = new Map<string, { cgroup: ContainerCgroup; used: number }>();
   private readonly known = new Map<number, KnownProcess>();
   private readonly pids: number[] = [];
   private generation = 0;
@@ -141,13 +149,15 @@ export class Scanner {
     this.fdCountMethod = options.fdCountMethod ?? detectFdCountMethod(this.procRoot);
     this.limits = new LimitsCache(this.reader, this.procRoot);
     this.resolveOptions = options.resolve ?? {};
+    this.nprocTallyShare = (options.nprocTallyFromPercent ?? 50) / 100;
   }
 
   tick(pods: readonly PodTarget[], time: number = Date.now()): TickFigures {
     this.generation++;
     const pidsMemo = new Map<string, PidsLevel | undefined>();
     const figures: PodFigures[] = [];
-    const nprocUids = new Set<number>();
+    // Per non-root UID with a finite RLIMIT_NPROC: its smallest limit and its tasks seen in pods.
+    const nprocUids = new Map<number, { smallestLimit: number; visibleTasks: number }>();
     for (const pod of pods) {
       const podFigures: PodFigures = { uid: pod.uid, containers: [], processes: [], pidsChain: [] };
       const chainSeen = new Set<string>();
@@ -168,7 +178,12 @@ export class Scanner {
           if (!process) continue;
           podFigures.processes.push(process);
           containerFigures.processes++;
-          if (process.realUid !== undefined && process.realUid !== 0) nprocUids.add(process.realUid);
+          if (process.realUid !== undefined && process.realUid !== 0 && Number.isFinite(process.nproc.soft)) {
+            const entry = nprocUids.get(process.realUid) ?? { smallestLimit: Infinity, visibleTasks: 0 };
+            entry.smallestLimit = Math.min(entry.smallestLimit, process.nproc.soft);
+            entry.visibleTasks += process.threads;
+            nprocUids.set(process.realUid, entry);
+          }
         }
         if (cgroup.pidsDir !== undefined && this.layout.pidsRoot !== undefined) {
           for (const level of readPidsChain(this.cgroupFiles, this.layout.pidsRoot, cgroup.relativePath, pidsMemo)) {
@@ -189,7 +204,13 @@ export class Scanner {
       figures.push(podFigures);
     }
     const kernel = readKernelTaskLimits(this.reader, this.procRoot);
-    const tasksByUid = countTasksByUid(this.reader, this.procRoot, nprocUids);
+    const tally = new Set<number>();
+    const tasksByUid = new Map<number, number>();
+    for (const [uid, { smallestLimit, visibleTasks }] of nprocUids) {
+      if (kernel === undefined || kernel.tasks >= smallestLimit * this.nprocTallyShare) tally.add(uid);
+      else tasksByUid.set(uid, visibleTasks);
+    }
+    for (const [uid, count] of countTasksByUid(this.reader, this.procRoot, tally)) tasksByUid.set(uid, count);
     this.forgetUnseen();
     return { time, node: { kernel, tasksByUid }, pods: figures };
   }
@@ -215,7 +236,7 @@ export class Scanner {
   /** fds the scanner holds open: two per process watched, plus cgroup files. */
   get openFds(): number {
     let n = this.cgroupFiles.size;
-    for (const known of this.known.values()) if (known.handle.open) n += this.fdCountMethod === 'stat' ? 2 : 1;
+    for (const known of this.known.values()) if (known.handle.held) n += this.fdCountMethod === 'stat' ? 2 : 1;
     return n;
   }
 
@@ -224,14 +245,16 @@ export class Scanner {
   }
 
   private containerCgroup(key: string, pod: PodTarget, container: ContainerTarget): ContainerCgroup | undefined {
-    let cgroup = this.cgroups.get(key);
-    if (!cgroup) {
-      cgroup = resolveContainerCgroup(this.layout, pod.uid, container.containerID, {
-        ...this.resolveOptions,
-        ...(pod.qos ? { qosHint: pod.qos } : {}),
-      });
-      if (cgroup) this.cgroups.set(key, cgroup);
+    const cached = this.cgroups.get(key);
+    if (cached) {
+      cached.used = this.generation;
+      return cached.cgroup;
     }
+    const cgroup = resolveContainerCgroup(this.layout, pod.uid, container.containerID, {
+      ...this.resolveOptions,
+      ...(pod.qos ? { qosHint: pod.qos } : {}),
+    });
+    if (cgroup) this.cgroups.set(key, { cgroup, used: this.generation });
     return cgroup;
   }
 
@@ -314,6 +337,7 @@ export class Scanner {
 
   private forgetUnseen(): void {
     for (const [pid, entry] of this.known) if (entry.seen < this.generation) this.forget(pid);
+    for (const [key, entry] of this.cgroups) if (entry.used < this.generation) this.cgroups.delete(key);
     this.limits.prune();
     this.cgroupFiles.prune();
   }

@@ -2,8 +2,9 @@
 // binds both to the process (its struct pid), not to the number: once the process has exited they fail
 // (ENOENT/ESRCH) even if the pid is reused, so a handle identifies its process, and each tick costs one
 // fstat (the fd count, Linux ≥ 6.2) and one pread (threads, start time) instead of a path lookup, open,
-// read and close per file. Two fds of the agent's per process watched (Node raises its soft
-// RLIMIT_NOFILE to the hard limit at start).
+// read and close per file. That is two of the agent's fds per process watched (Node raises its soft
+// RLIMIT_NOFILE to the hard limit at start); when the agent runs out of fds (EMFILE/ENFILE) a handle
+// reads by path instead, and the caller's start-time check is then what tells a reused pid apart.
 import fs from 'node:fs';
 import type { FdCountMethod } from './proc-fd-count.ts';
 import type { ScratchReader } from './proc-file.ts';
@@ -11,15 +12,24 @@ import { isGone } from './proc-file.ts';
 import type { ProcStat } from './proc-stat.ts';
 import { parseProcStat } from './proc-stat.ts';
 
+function isOutOfFds(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EMFILE' || code === 'ENFILE';
+}
+
 export class ProcessHandle {
   readonly pid: number;
   private readonly procRoot: string;
+  private readonly method: FdCountMethod;
+  /** Held fds; both undefined when reading by path. */
   private fdDir: number | undefined;
   private stat: number | undefined;
+  private closed = false;
 
-  private constructor(procRoot: string, pid: number, fdDir: number | undefined, stat: number) {
+  private constructor(procRoot: string, pid: number, method: FdCountMethod, fdDir: number | undefined, stat: number | undefined) {
     this.procRoot = procRoot;
     this.pid = pid;
+    this.method = method;
     this.fdDir = fdDir;
     this.stat = stat;
   }
@@ -27,22 +37,31 @@ export class ProcessHandle {
   /** Opens the process now at `pid`; undefined when there is none. */
   static open(procRoot: string, pid: number, method: FdCountMethod): ProcessHandle | undefined {
     let stat: number | undefined;
-    let fdDir: number | undefined;
     try {
       stat = fs.openSync(`${procRoot}/${pid}/stat`, 'r');
-      if (method === 'stat') fdDir = fs.openSync(`${procRoot}/${pid}/fd`, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-      return new ProcessHandle(procRoot, pid, fdDir, stat);
+      const fdDir = method === 'stat' ? fs.openSync(`${procRoot}/${pid}/fd`, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY) : undefined;
+      return new ProcessHandle(procRoot, pid, method, fdDir, stat);
     } catch (error) {
       if (stat !== undefined) fs.closeSync(stat);
       if (isGone(error)) return undefined;
+      if (isOutOfFds(error)) return new ProcessHandle(procRoot, pid, method, undefined, undefined);
       throw error;
     }
   }
 
+  /** Whether reads go through held fds (else by path). */
+  get held(): boolean {
+    return this.stat !== undefined;
+  }
+
+  get open(): boolean {
+    return !this.closed;
+  }
+
   /** /proc/PID/stat of this very process; undefined once it has exited (the handle is then closed). */
   readStat(reader: ScratchReader): ProcStat | undefined {
-    if (this.stat === undefined) return undefined;
-    const bytes = reader.readOpen(this.stat, true);
+    if (this.closed) return undefined;
+    const bytes = this.stat !== undefined ? reader.readOpen(this.stat, true) : reader.readRecord(`${this.procRoot}/${this.pid}/stat`);
     // A dead task's stat reads as ESRCH; an empty read is treated the same.
     const stat = bytes === undefined || bytes.length === 0 ? undefined : parseProcStat(this.pid, bytes);
     if (stat === undefined) this.close();
@@ -50,15 +69,17 @@ export class ProcessHandle {
   }
 
   /**
-   * Open fds of this process. With 'stat', fstat of the held directory (its size is the count); a size
+   * Open fds of this process. With 'stat', the size of the fd directory (fstat of the held one); a size
    * of 0 and the 'readdir' method list the directory by path, which can name a newer process with the
-   * same pid: callers read the stat afterwards, which fails if this process had gone by then.
+   * same pid: callers read the stat afterwards, which fails (or shows another start time) if this
+   * process had gone by then.
    */
   fdCount(): number | undefined {
-    if (this.stat === undefined) return undefined;
+    if (this.closed) return undefined;
     try {
-      if (this.fdDir !== undefined) {
-        const size = fs.fstatSync(this.fdDir).size;
+      if (this.method === 'stat') {
+        const size =
+          this.fdDir !== undefined ? fs.fstatSync(this.fdDir).size : fs.statSync(`${this.procRoot}/${this.pid}/fd`).size;
         if (size > 0) return size;
       }
       return fs.readdirSync(`${this.procRoot}/${this.pid}/fd`).length;
@@ -71,14 +92,11 @@ export class ProcessHandle {
     }
   }
 
-  get open(): boolean {
-    return this.stat !== undefined;
-  }
-
   close(): void {
     if (this.stat !== undefined) fs.closeSync(this.stat);
     if (this.fdDir !== undefined) fs.closeSync(this.fdDir);
     this.stat = undefined;
     this.fdDir = undefined;
+    this.closed = true;
   }
 }
