@@ -174,15 +174,20 @@ export function resolveUpTarget(options: UpCommandOptions): { kind: 'embedded' }
   };
 }
 
-const upAction: CommandAction<UpCommandOptions> = (options, context) => {
+const upAction: CommandAction<UpCommandOptions> = async (options, { log, signal }) => {
   const target = resolveUpTarget(options);
-  const { log } = context;
   if (target.kind === 'existing') {
     log.error({ command: 'up', target }, 'concurrency-guard up against an existing cluster is not built yet; run `up` without --kubeconfig/--context for the embedded control plane');
-    return Promise.resolve(EXIT_USAGE);
+    return EXIT_USAGE;
   }
-  log.error({ command: 'up', target }, 'concurrency-guard up (embedded control plane) is not built yet');
-  return Promise.resolve(EXIT_USAGE);
+  // Loaded only here: the other roles never pay for the control plane's code (PKI, child processes).
+  const { runEmbeddedUp } = await import('./up/index.ts');
+  await runEmbeddedUp({
+    log: (message) => log.info(message),
+    signal,
+    ...(options.writeKubeconfig !== undefined ? { kubeconfigOut: options.writeKubeconfig } : {}),
+  });
+  return EXIT_OK;
 };
 
 export function buildProgram(): Command {
