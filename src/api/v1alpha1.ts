@@ -166,8 +166,8 @@ export interface ConcurrencyPolicy {
 export const REPORT_LIMITS = {
   /** status.audit.findings, strictest first; the rest are counted in truncatedFindings. */
   findings: 4,
-  /** status.audit.findings[].rule (a rule id). */
-  ruleId: 32,
+  /** status.audit.findings[].rule: a rule id such as `sysctls/syn-backlog-below-somaxconn` (35). */
+  ruleId: 40,
   /** status.audit.findings[].message: value, limit and fix in short (the rule's docs say the rest). */
   message: 64,
   /** Policies named per finding: the one that sets its enforcement. */

@@ -242,14 +242,14 @@ describe('ConcurrencyReport', () => {
     const name = 'checkout-1';
     const uid = await createPod(name);
     await createReport(name, uid, { nodeName: 'node-a' });
-    await applyAs(CONTROLLER, { ...reportHead(name, uid), status: controllerStatus('False', ['gomaxprocs-over-limit', 'nofile-below-minimum']) }, { status: true });
+    await applyAs(CONTROLLER, { ...reportHead(name, uid), status: controllerStatus('False', ['gomaxprocs/above-cpu-limit', 'ulimits/nofile-below-floor']) }, { status: true });
     await applyAs(AGENT, { ...reportHead(name, uid), status: agentStatus('Critical', 62000, 'True') }, { status: true });
 
     let report = await getReport(name);
     expect(report.status.conditions.map((c) => `${c.type}=${c.status}`).sort()).toEqual([
       'FileDescriptorPressure=True', 'GOMAXPROCSMismatch=False', 'ListenQueuePressure=False', 'PolicyCompliant=False', 'ThreadPressure=False',
     ]);
-    expect(report.status.audit?.findings?.map((f) => f.rule)).toEqual(['gomaxprocs-over-limit', 'nofile-below-minimum']);
+    expect(report.status.audit?.findings?.map((f) => f.rule)).toEqual(['gomaxprocs/above-cpu-limit', 'ulimits/nofile-below-floor']);
     expect(report.status.runtime?.fileDescriptors?.open).toBe(62000);
 
     // The controller re-audits (compliant now) and applies only its own part: the agent's stays.
@@ -315,7 +315,7 @@ describe('ConcurrencyReport', () => {
       const uid = await createPod(name);
       await createReport(name, uid, { nodeName: node });
       await applyAs(AGENT, { ...reportHead(name, uid), status: agentStatus(level, open, level === 'OK' ? 'False' : 'True') }, { status: true });
-      await applyAs(CONTROLLER, { ...reportHead(name, uid), status: controllerStatus(compliant, compliant === 'True' ? [] : ['gomaxprocs-over-limit']) }, { status: true });
+      await applyAs(CONTROLLER, { ...reportHead(name, uid), status: controllerStatus(compliant, compliant === 'True' ? [] : ['gomaxprocs/above-cpu-limit']) }, { status: true });
     }
     const rows = table((await cluster.kubectl(['get', 'concurrencyreports', '-A'])).stdout);
     expect(rows[0]).toEqual(['NAMESPACE', 'NAME', 'NODE', 'FDS', 'FD%', 'THREADS', 'DROPS/MIN', 'LEVEL', 'COMPLIANT', 'AGE']);
