@@ -196,16 +196,17 @@ export class LeaderElector {
   /** client-go's tryAcquireOrRenew: one read (skipped when renewing our own fresh record) and one write. */
   private async tryAcquireOrRenew(timeoutMs: number): Promise<boolean> {
     const { client, namespace, name } = this.options;
-    const nowMs = Date.now();
-    const requestSignal = AbortSignal.timeout(Math.max(100, timeoutMs));
-    const ours: LeaseSpec = {
-      holderIdentity: this.identity,
-      leaseDurationSeconds: this.leaseDurationMs / 1000,
-      renewTime: microTime(nowMs),
-      acquireTime: microTime(nowMs),
-      leaseTransitions: 0,
-    };
     try {
+      const nowMs = Date.now();
+      // One attempt must not outlive the renew deadline: a hung request would otherwise hold the loop.
+      const requestSignal = AbortSignal.timeout(Math.max(100, Math.ceil(timeoutMs)));
+      const ours: LeaseSpec = {
+        holderIdentity: this.identity,
+        leaseDurationSeconds: this.leaseDurationMs / 1000,
+        renewTime: microTime(nowMs),
+        acquireTime: microTime(nowMs),
+        leaseTransitions: 0,
+      };
       // Fast path: we hold it and nobody else wrote since our last write → update without reading.
       if (this.isLeader && this.observed?.spec?.holderIdentity === this.identity) {
         try {
