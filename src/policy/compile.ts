@@ -1,0 +1,125 @@
+// Policies compiled once per policy generation: selectors become predicates, allowedUnsafe patterns
+// become a set plus prefixes, and each rule family's parameters get a key so that policies sharing
+// parameters are evaluated once and credited together.
+import type { ConcurrencyPolicy, Enforcement } from '../api/index.ts';
+import { ALWAYS_EXCLUDED_NAMESPACES } from '../api/index.ts';
+import type { LabelPredicate } from './labels.ts';
+import { compileSelector, selectorIsEmpty } from './labels.ts';
+import { normalizeSysctlName } from './facts.ts';
+import type { GomaxprocsParams } from './rules/gomaxprocs.ts';
+import type { UlimitParams } from './rules/ulimits.ts';
+import { DEFAULT_RUNTIME_NOFILE } from './rules/ulimits.ts';
+import type { SysctlParams, Versions } from './rules/sysctls.ts';
+import { DEFAULT_VERSIONS, safeSysctls } from './rules/sysctls.ts';
+
+export interface FamilySettings<P> {
+  params: P;
+  /** Equal keys mean equal parameters: evaluated once per request. */
+  key: string;
+  enforcement: Enforcement;
+}
+
+export interface CompiledPolicy {
+  name: string;
+  generation?: number;
+  matchNamespace: LabelPredicate;
+  matchPod: LabelPredicate;
+  excludeNamespaces: ReadonlySet<string>;
+  excludePod?: LabelPredicate;
+  gomaxprocs?: FamilySettings<GomaxprocsParams>;
+  ulimits?: FamilySettings<UlimitParams>;
+  sysctls?: FamilySettings<SysctlParams>;
+}
+
+export interface CompiledPolicies {
+  policies: readonly CompiledPolicy[];
+  /** Namespaces never evaluated: kube-system, kube-node-lease and the operator's own. */
+  excludedNamespaces: ReadonlySet<string>;
+  safeSysctls: ReadonlySet<string>;
+}
+
+export interface CompileOptions {
+  /** The operator's own namespace (and any other) to exclude everywhere. */
+  excludedNamespaces?: readonly string[];
+  versions?: Versions;
+}
+
+function nonNegative(value: unknown, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : fallback;
+}
+
+function enforcementOf(value: unknown, fallback: Enforcement): Enforcement {
+  return value === 'Deny' || value === 'Warn' || value === 'Audit' ? value : fallback;
+}
+
+const sysctlParamsByKey = new Map<string, SysctlParams>();
+
+function compileSysctlParams(allowedUnsafe: readonly unknown[], minimums: Record<string, unknown>): { params: SysctlParams; key: string } {
+  const key = JSON.stringify([allowedUnsafe, minimums]);
+  let params = sysctlParamsByKey.get(key);
+  if (!params) {
+    const allowedExact = new Set<string>();
+    const allowedPrefixes: string[] = [];
+    for (const pattern of allowedUnsafe) {
+      if (typeof pattern !== 'string') continue;
+      const normalized = normalizeSysctlName(pattern);
+      if (normalized.endsWith('*')) allowedPrefixes.push(normalized.slice(0, -1));
+      else allowedExact.add(normalized);
+    }
+    const minimumMap = new Map<string, number>();
+    for (const [name, value] of Object.entries(minimums)) {
+      if (typeof value === 'number' && Number.isFinite(value)) minimumMap.set(normalizeSysctlName(name), value);
+    }
+    params = { allowedExact, allowedPrefixes, minimums: minimumMap };
+    if (sysctlParamsByKey.size > 256) sysctlParamsByKey.clear();
+    sysctlParamsByKey.set(key, params);
+  }
+  return { params, key };
+}
+
+export function compilePolicy(policy: ConcurrencyPolicy): CompiledPolicy {
+  const spec = policy.spec ?? {};
+  const match = spec.match ?? {};
+  const base = enforcementOf(spec.enforcement, 'Audit');
+  const compiled: CompiledPolicy = {
+    name: policy.metadata?.name ?? '',
+    generation: policy.metadata?.generation,
+    matchNamespace: compileSelector(match.namespaceSelector),
+    matchPod: compileSelector(match.podSelector),
+    excludeNamespaces: new Set(match.exclude?.namespaces ?? []),
+    // An empty exclude selector would exclude every pod; read it as "exclude nothing" instead.
+    excludePod: selectorIsEmpty(match.exclude?.podSelector) ? undefined : compileSelector(match.exclude?.podSelector),
+  };
+  if (spec.gomaxprocs) {
+    const params: GomaxprocsParams = { maxOverCPULimit: Math.floor(nonNegative(spec.gomaxprocs.maxOverCPULimit, 0)) };
+    compiled.gomaxprocs = { params, key: JSON.stringify(params), enforcement: enforcementOf(spec.gomaxprocs.enforcement, base) };
+  }
+  if (spec.ulimits) {
+    const u = spec.ulimits;
+    const params: UlimitParams = {
+      nofileMinSoft: nonNegative(u.nofile?.minSoft, 0),
+      nofileMinPerCPU: nonNegative(u.nofile?.minPerCPU, 0),
+      nprocMinPerCPU: nonNegative(u.nproc?.minPerCPU, 0),
+      onUndeclared: u.onUndeclared === 'Warn' ? 'Warn' : 'Ignore',
+      runtimeNofile: {
+        soft: nonNegative(u.runtimeDefaults?.nofile?.soft, DEFAULT_RUNTIME_NOFILE.soft),
+        hard: nonNegative(u.runtimeDefaults?.nofile?.hard, DEFAULT_RUNTIME_NOFILE.hard),
+      },
+    };
+    compiled.ulimits = { params, key: JSON.stringify(params), enforcement: enforcementOf(u.enforcement, base) };
+  }
+  if (spec.sysctls) {
+    const { params, key } = compileSysctlParams(spec.sysctls.allowedUnsafe ?? [], spec.sysctls.minimums ?? {});
+    compiled.sysctls = { params, key, enforcement: enforcementOf(spec.sysctls.enforcement, base) };
+  }
+  return compiled;
+}
+
+/** Compile once per policy generation and reuse the result for every request. */
+export function compilePolicies(policies: readonly ConcurrencyPolicy[], options: CompileOptions = {}): CompiledPolicies {
+  return {
+    policies: policies.map(compilePolicy),
+    excludedNamespaces: new Set([...ALWAYS_EXCLUDED_NAMESPACES, ...(options.excludedNamespaces ?? [])]),
+    safeSysctls: safeSysctls(options.versions ?? DEFAULT_VERSIONS),
+  };
+}
