@@ -17,7 +17,7 @@ import type { ContainerCgroup, ResolveOptions } from './attribution/container-cg
 import { resolveContainerCgroup } from './attribution/container-cgroups.ts';
 import { bareContainerID, type QosClass } from './attribution/kubelet-naming.ts';
 import { confirmMembership } from './attribution/process-identity.ts';
-import { ProcessHandle } from './readers/proc-handle.ts';
+import { isOutOfFds, ProcessHandle } from './readers/proc-handle.ts';
 import type { CpuQuota, CpuThrottling } from './readers/cgroup-cpu.ts';
 import { readCpuQuota, readCpuThrottling } from './readers/cgroup-cpu.ts';
 import type { PidsLevel } from './readers/cgroup-pids.ts';
@@ -30,7 +30,7 @@ import type { FdCountMethod } from './readers/proc-fd-count.ts';
 import { detectFdCountMethod } from './readers/proc-fd-count.ts';
 import { OpenFiles, ScratchReader } from './readers/proc-file.ts';
 import type { ProcLimits, SoftHard } from './readers/proc-limits.ts';
-import { LimitsCache } from './readers/proc-limits.ts';
+import { LimitsCache, readProcLimits } from './readers/proc-limits.ts';
 import { readProcStatus } from './readers/proc-status.ts';
 import { countTasksByUid } from './readers/uid-tasks.ts';
 import type { PodHistory, PodPressure, ResolvedThresholds } from './pressure.ts';
@@ -107,10 +107,22 @@ export interface ScannerOptions {
   resolve?: ResolveOptions;
   /** See NodeFigures.tasksByUid; default 50 (below any sensible warning threshold). */
   nprocTallyFromPercent?: number;
+  /**
+   * Processes held open (two fds each); the rest are read by path. Default: a quarter of the agent's
+   * own soft RLIMIT_NOFILE beyond 512 fds kept for everything else.
+   */
+  maxHeldProcesses?: number;
+}
+
+function defaultMaxHeldProcesses(): number {
+  const soft = readProcLimits(new ScratchReader(), '/proc', process.pid)?.nofile.soft ?? 1024;
+  return Number.isFinite(soft) ? Math.max(0, Math.floor((soft - 512) / 4)) : 1 << 20;
 }
 
 interface KnownProcess {
   handle: ProcessHandle;
+  /** Whether the handle was opened holding fds (counts against maxHeldProcesses until forgotten). */
+  held: boolean;
   starttime: number;
   containerKey: string;
   comm: string;
@@ -125,6 +137,8 @@ export interface ScanCounters {
   rejected: number;
   /** Processes that exited between listing and reading. */
   vanished: number;
+  /** Processes skipped because the agent itself was out of fds. */
+  outOfFds: number;
 }
 
 export class Scanner {
@@ -132,12 +146,14 @@ export class Scanner {
   readonly layout: CgroupLayout;
   readonly fdCountMethod: FdCountMethod;
   readonly limits: LimitsCache;
-  readonly counters: ScanCounters = { confirmed: 0, rejected: 0, vanished: 0 };
+  readonly counters: ScanCounters = { confirmed: 0, rejected: 0, vanished: 0, outOfFds: 0 };
   private readonly reader = new ScratchReader();
   /** A container's pids and cpu files, kept open: re-read every tick. */
   private readonly cgroupFiles = new OpenFiles(this.reader);
   private readonly resolveOptions: ResolveOptions;
   private readonly nprocTallyShare: number;
+  private readonly maxHeldProcesses: number;
+  private heldProcesses = 0;
   private readonly cgroups = new Map<string, { cgroup: ContainerCgroup; used: number }>();
   private readonly known = new Map<number, KnownProcess>();
   private readonly pids: number[] = [];
@@ -150,6 +166,13 @@ export class Scanner {
     this.limits = new LimitsCache(this.reader, this.procRoot);
     this.resolveOptions = options.resolve ?? {};
     this.nprocTallyShare = (options.nprocTallyFromPercent ?? 50) / 100;
+    this.maxHeldProcesses = options.maxHeldProcesses ?? defaultMaxHeldProcesses();
+    // Out of fds for a read by path: the held cgroup files go first (they are reopened next tick).
+    this.reader.onOutOfFds = () => {
+      const held = this.cgroupFiles.size;
+      this.cgroupFiles.closeAll();
+      return held > 0;
+    };
   }
 
   tick(pods: readonly PodTarget[], time: number = Date.now()): TickFigures {
@@ -174,7 +197,15 @@ export class Scanner {
         }
         containerFigures.found = true;
         for (const pid of this.pids) {
-          const process = this.readProcess(pid, containerKey, cgroup.leafName, container.name);
+          let process: ProcessFigures | undefined;
+          try {
+            process = this.readProcess(pid, containerKey, cgroup.leafName, container.name);
+          } catch (error) {
+            // The agent's own fd shortage must not end the tick for every other process.
+            if (!isOutOfFds(error)) throw error;
+            this.counters.outOfFds++;
+            this.forget(pid);
+          }
           if (!process) continue;
           podFigures.processes.push(process);
           containerFigures.processes++;
@@ -279,7 +310,7 @@ export class Scanner {
   private readNewProcess(pid: number, containerKey: string, leafName: string, container: string): ProcessFigures | undefined {
     // Open a handle, then read by path (comm, limits, status, cgroup), then read through the handle
     // again (confirmMembership): the same start time shows the path reads were of this process.
-    const handle = ProcessHandle.open(this.procRoot, pid, this.fdCountMethod);
+    const handle = ProcessHandle.open(this.procRoot, pid, this.fdCountMethod, this.heldProcesses < this.maxHeldProcesses);
     const stat = handle?.readStat(this.reader);
     if (!handle || !stat) return this.vanished(pid, handle);
     const fds = handle.fdCount();
@@ -298,8 +329,17 @@ export class Scanner {
       return undefined;
     }
     this.counters.confirmed++;
-    const entry: KnownProcess = { handle, starttime: stat.starttime, containerKey, comm, realUid, seen: this.generation };
+    const entry: KnownProcess = {
+      handle,
+      held: handle.held,
+      starttime: stat.starttime,
+      containerKey,
+      comm,
+      realUid,
+      seen: this.generation,
+    };
     this.known.set(pid, entry);
+    if (entry.held) this.heldProcesses++;
     return this.figures(pid, entry, stat.threads, fds, container);
   }
 
@@ -330,6 +370,7 @@ export class Scanner {
   private forget(pid: number): void {
     const known = this.known.get(pid);
     if (!known) return;
+    if (known.held) this.heldProcesses--;
     known.handle.close();
     this.limits.forget(pid, known.starttime);
     this.known.delete(pid);

@@ -215,6 +215,14 @@ describe('attribution (synthetic)', () => {
     expect(figures.containers[0]?.cpuQuota?.quotaCores).toBe(0.5);
   });
 
+  it('skips the node-wide walk for RLIMIT_NPROC while the node has too few tasks to come near it', () => {
+    const tree = build(cgroupfsV1CombinedContainerd);
+    const pod: PodTarget = { uid: POD_UID, containers: [{ name: 'app', containerID: `containerd://${CGROUPFS_ID}` }] };
+    // 412 tasks on the node; the walk would start at 10 × the limit of 58 = 580.
+    const scan = scannerFor(tree, { nprocTallyFromPercent: 1000 }).tick([pod]);
+    expect(scan.node.tasksByUid).toEqual(new Map([[1000, 45]])); // the pod's own, not sshd's 10
+  });
+
   it('cgroupfs + CRI-O on v1 split, BestEffort', () => {
     const tree = build(cgroupfsV1SplitCrio);
     const pod: PodTarget = { uid: POD_UID, containers: [{ name: 'cache', containerID: `cri-o://${CGROUPFS_CRIO_ID}` }] };

@@ -229,3 +229,34 @@ describe.skipIf(!available)('node agent scan on real cgroups', () => {
     expect(podOf(scanner.tick([target(pod)])).processes).toEqual([]);
   });
 });
+
+describe.skipIf(!available)('node agent scan when the agent runs out of fds', () => {
+  it('reads by path instead of holding processes open, and still counts right', async () => {
+    const id = randomContainerID();
+    const pod = makePod({ containers: [{ id }] });
+    const holders = await Promise.all([1, 2, 3].map(() => Holder.start(pod, id)));
+    for (const holder of holders) await holder.setFds(5); // 8 fds each
+    // A separate Node process that uses up its fds but three, then scans holding at most one process
+    // open: that one takes two fds, the others and the cgroup files are read by path with the last.
+    const script = `
+      import fs from 'node:fs';
+      import { Scanner } from ${JSON.stringify(new URL('../../src/node-agent/index.ts', import.meta.url).pathname)};
+      const scanner = new Scanner({ maxHeldProcesses: 1 });
+      const hog = [];
+      for (;;) { try { hog.push(fs.openSync('/dev/null', 'r')); } catch { break; } }
+      for (let i = 0; i < 3; i++) fs.closeSync(hog.pop());
+      const pods = JSON.parse(process.argv[1]);
+      const first = scanner.tick(pods);
+      const second = scanner.tick(pods);
+      console.log(JSON.stringify({ first: first.pods[0].processes.map((p) => p.fds), second: second.pods[0].processes.map((p) => p.fds), held: scanner.openFds }));
+    `;
+    const output = execFileSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify([target(pod)])], {
+      encoding: 'utf8',
+    });
+    const result = JSON.parse(output) as { first: number[]; second: number[]; held: number };
+    expect(result.first).toEqual([8, 8, 8]);
+    expect(result.second).toEqual([8, 8, 8]);
+    expect(result.held).toBeGreaterThanOrEqual(2); // the one process held open
+    expect(result.held).toBeLessThanOrEqual(3); // all there was
+  });
+});

@@ -13,6 +13,11 @@ export function isGone(error: unknown): boolean {
 
 export class ScratchReader {
   private buffer: Buffer;
+  /**
+   * Called when opening a file fails for want of fds (EMFILE/ENFILE): gives back fds held elsewhere and
+   * says whether it did, in which case the open is tried once more.
+   */
+  onOutOfFds: (() => boolean) | undefined;
 
   constructor(size = 16 * 1024) {
     this.buffer = Buffer.allocUnsafe(size);
@@ -54,7 +59,7 @@ export class ScratchReader {
   private readPath(path: string, oneRecord: boolean): Buffer | undefined {
     let fd: number;
     try {
-      fd = fs.openSync(path, 'r');
+      fd = this.openForRead(path);
     } catch (error) {
       if (isGone(error)) return undefined;
       throw error;
@@ -66,6 +71,16 @@ export class ScratchReader {
       throw error;
     } finally {
       fs.closeSync(fd);
+    }
+  }
+
+  private openForRead(path: string): number {
+    try {
+      return fs.openSync(path, 'r');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code === 'EMFILE' || code === 'ENFILE') && this.onOutOfFds?.()) return fs.openSync(path, 'r');
+      throw error;
     }
   }
 
@@ -111,7 +126,10 @@ export class OpenFiles {
         entry = { fd: fs.openSync(path, 'r'), used: this.generation };
       } catch (error) {
         if (isGone(error)) return undefined;
-        throw error;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EMFILE' && code !== 'ENFILE') throw error;
+        // Out of fds: read by path (its fd is closed at once; the reader may make us give ours back).
+        return oneRecord ? this.reader.readRecord(path) : this.reader.read(path);
       }
       this.fds.set(path, entry);
     }

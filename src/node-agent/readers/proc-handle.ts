@@ -3,8 +3,9 @@
 // (ENOENT/ESRCH) even if the pid is reused, so a handle identifies its process, and each tick costs one
 // fstat (the fd count, Linux ≥ 6.2) and one pread (threads, start time) instead of a path lookup, open,
 // read and close per file. That is two of the agent's fds per process watched (Node raises its soft
-// RLIMIT_NOFILE to the hard limit at start); when the agent runs out of fds (EMFILE/ENFILE) a handle
-// reads by path instead, and the caller's start-time check is then what tells a reused pid apart.
+// RLIMIT_NOFILE to the hard limit at start); beyond the caller's budget, or when the agent runs out of
+// fds (EMFILE/ENFILE), a handle reads by path instead, and the caller's start-time check is then what
+// tells a reused pid apart.
 import fs from 'node:fs';
 import type { FdCountMethod } from './proc-fd-count.ts';
 import type { ScratchReader } from './proc-file.ts';
@@ -12,7 +13,7 @@ import { isGone } from './proc-file.ts';
 import type { ProcStat } from './proc-stat.ts';
 import { parseProcStat } from './proc-stat.ts';
 
-function isOutOfFds(error: unknown): boolean {
+export function isOutOfFds(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === 'EMFILE' || code === 'ENFILE';
 }
@@ -34,8 +35,12 @@ export class ProcessHandle {
     this.stat = stat;
   }
 
-  /** Opens the process now at `pid`; undefined when there is none. */
-  static open(procRoot: string, pid: number, method: FdCountMethod): ProcessHandle | undefined {
+  /** Opens the process now at `pid` (holding fds when `hold`); undefined when there is none. */
+  static open(procRoot: string, pid: number, method: FdCountMethod, hold = true): ProcessHandle | undefined {
+    if (!hold) {
+      const handle = new ProcessHandle(procRoot, pid, method, undefined, undefined);
+      return fs.existsSync(`${procRoot}/${pid}/stat`) ? handle : undefined;
+    }
     let stat: number | undefined;
     try {
       stat = fs.openSync(`${procRoot}/${pid}/stat`, 'r');
