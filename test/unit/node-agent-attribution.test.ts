@@ -93,7 +93,7 @@ describe('attribution (synthetic)', () => {
       [4102, 'decoy', 45],
       [4201, 'decoy', 49],
     ]);
-    expect(scanner.counters).toEqual({ confirmed: 3, rejected: 1, vanished: 0 });
+    expect(scanner.counters).toEqual({ confirmed: 3, rejected: 1, vanished: 0, outOfFds: 0 });
     expect(mine?.pidsChain.map((l) => [l.max, l.current])).toEqual([
       [Infinity, 12],
       [64, 13],
@@ -151,7 +151,7 @@ describe('attribution (synthetic)', () => {
     tree.removeProcess(4101);
     const scanner = scannerFor(tree);
     expect(scanner.tick([app]).pods[0]?.processes).toEqual([]);
-    expect(scanner.counters).toEqual({ confirmed: 0, rejected: 1, vanished: 1 });
+    expect(scanner.counters).toEqual({ confirmed: 0, rejected: 1, vanished: 1, outOfFds: 0 });
   });
 
   it('systemd + CRI-O + crun on v2: payload in `container` below the scope, conmon left out', () => {
