@@ -38,10 +38,12 @@ print('listening', flush=True)
 while True: time.sleep(3600)
 `;
 
-// The flood: opens N non-blocking connections at once, says `sent`, and holds them until killed
-// (closing them would send FIN/ACKs, which complete handshakes the test wants left half-open).
+// The flood: opens N non-blocking connections at once, then gives up on those still unanswered after
+// 200 ms (closing a connection in SYN_SENT sends nothing, and stops the SYN retransmission that would
+// count the same drop again a second later), says `sent`, and holds the rest until killed (closing them
+// would send FIN/ACKs, which complete handshakes the test wants left half-open).
 const FLOOD = String.raw`
-import socket, sys, time
+import select, socket, sys, time
 family = socket.AF_INET6 if sys.argv[1] == '6' else socket.AF_INET
 host = '::1' if family == socket.AF_INET6 else '127.0.0.1'
 held = []
@@ -51,6 +53,11 @@ for _ in range(int(sys.argv[3])):
     try: c.connect((host, int(sys.argv[2])))
     except BlockingIOError: pass
     held.append(c)
+time.sleep(0.2)
+_, answered, _ = select.select([], held, [], 0)
+for c in held:
+    if c not in answered: c.close()
+held = answered
 print('sent', flush=True)
 while True: time.sleep(3600)
 `;
@@ -159,7 +166,7 @@ export class TestNetns {
     return listener;
   }
 
-  /** Opens `connections` connections to port at once from inside the netns and holds them. */
+  /** Opens `connections` connections to port at once from inside the netns; holds the answered ones. */
   async flood(port: number, connections: number, family: 4 | 6 = 4): Promise<TestProcess> {
     const flood = this.spawn('python3', ['-c', FLOOD, String(family), String(port), String(connections)]);
     await waitForLine(flood.child, 'sent');

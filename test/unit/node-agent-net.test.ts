@@ -46,9 +46,11 @@ function delta(before: NetnsSample, after: NetnsSample): ListenCounters {
 }
 
 // 30 connections at once to listen(5): the accept queue holds backlog + 1 = 6 completed connections;
-// the other 24 SYNs find it full and are dropped — each counted once, before the client's first SYN
-// retransmission (1 s later), which is why the counters are read right after the flood.
+// the other 24 SYNs find it full and are dropped, each counted once: the flood gives up on them before
+// the client would retransmit its SYN (1 s later) and count them again.
 const CONNECTIONS = 30;
+/** Past the first SYN (and SYN-ACK) retransmission time: nothing more may be counted by then. */
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1_500));
 const BACKLOG = 5;
 const QUEUED = BACKLOG + 1;
 const DROPPED_FIRST_ROUND = CONNECTIONS - QUEUED;
@@ -70,6 +72,7 @@ describe.skipIf(!runs)('listen queues in real network namespaces', () => {
     history.observe('flooded', before.flooded);
     history.observe('neighbour', before.neighbour);
     await flooded.flood(8080, CONNECTIONS);
+    await settle();
     // One minute apart on paper, so rates per minute equal the deltas.
     const after = { flooded: sample(listener.pid, 60_000), neighbour: sample(quiet.pid, 60_000) };
 
@@ -143,6 +146,7 @@ describe.skipIf(!runs)('listen queues in real network namespaces', () => {
     const listener = await netns.listen(8080, BACKLOG);
     const before = sample(listener.pid, 0);
     await netns.flood(8080, CONNECTIONS);
+    await settle();
     const after = sample(listener.pid, 60_000);
 
     // The SYN queue also holds backlog + 1 half-open connections; the rest of the SYNs are dropped.
