@@ -219,7 +219,7 @@ export interface ProcessPressure {
 }
 
 // Runtime counts and per-minute rates are integers in the CRD (round rates up), so that the worst-case report
-// has a known size; percent, growthPerMinute and quotaCores may be fractional. secondsToExhaustion is an integer.
+// has a known size; percent, throttledPercent, growthPerMinute and quotaCores may be fractional.
 export interface FileDescriptorRuntime {
   level: PressureLevel;
   open: number;
