@@ -297,6 +297,8 @@ export interface UlimitEvent {
   certain: boolean;
   /** The option as written, e.g. `-u`. */
   option?: string;
+  /** Limits the failed call meant to set (it set none of them). */
+  touches?: LimitName[];
   requested?: number;
 }
 
@@ -392,6 +394,17 @@ function parseUlimitCall(dialect: Dialect, args: readonly string[]): UlimitCall 
   return { mode: { soft, hard }, settings };
 }
 
+/** The limits a ulimit call names, read loosely (any dialect): for calls that failed to parse. */
+function mentionedLimits(args: readonly string[]): LimitName[] {
+  const touched = new Set<LimitName>();
+  for (const arg of args) {
+    if (!/^-[a-zA-Z]+$/.test(arg)) continue;
+    if (arg.includes('n')) touched.add('nofile');
+    if (arg.includes('u')) touched.add('nproc');
+  }
+  return [...touched];
+}
+
 /** Runs the script's ulimit calls in one dialect on a model of the process's limits. */
 export function runUlimits(commands: readonly Command[], dialect: Dialect, options: ShellRunOptions): ShellOutcome {
   const limits: Record<LimitName, Limit> = { nofile: { ...options.initial.nofile }, nproc: { ...options.initial.nproc } };
@@ -462,7 +475,7 @@ export function runUlimits(commands: readonly Command[], dialect: Dialect, optio
     const fatalIfFails = errexit || command.after === '&&';
     const call = parseUlimitCall(dialect, args);
     if (call.error) {
-      events.push({ kind: call.error, fatal: fatalIfFails, certain, option: call.errorOption });
+      events.push({ kind: call.error, fatal: fatalIfFails, certain, option: call.errorOption, touches: mentionedLimits(args) });
       if (fatalIfFails && certain) break;
       continue;
     }

@@ -250,7 +250,7 @@ function declaredLimit(c: ContainerFacts, type: 'NOFILE' | 'NPROC', analysis: Sh
   const nri = entryFor(c.nri?.entries, type);
   const runtime = sc ? { limit: { soft: sc.soft, hard: sc.hard }, source: 'securityContext' as const } : nri ? { limit: { soft: nri.soft, hard: nri.hard }, source: 'nri' as const } : undefined;
   const resource = type === 'NOFILE' ? 'nofile' : 'nproc';
-  if (analysis && analysis.outcomes.some((o) => o.set[resource] || o.events.some((e) => e.resource === resource))) {
+  if (analysis && analysis.outcomes.some((o) => o.set[resource] || o.events.some((e) => e.resource === resource || e.touches?.includes(resource)))) {
     const softs = analysis.outcomes.map((o) => o[resource].soft);
     const min = Math.min(...softs);
     const certain = analysis.outcomes.every((o) => !o.uncertain) && softs.every((s) => s === min);
