@@ -49,9 +49,14 @@ export function godebugSetting(godebug: string | undefined, key: string): string
   return value;
 }
 
-/** A GOMAXPROCS value the runtime accepts: a positive decimal int32. */
-export function parseGomaxprocsValue(text: string | undefined): number | undefined {
-  if (text === undefined || !/^\+?\d+$/.test(text)) return undefined;
+/**
+ * A GOMAXPROCS value the runtime accepts: a positive decimal int32. A leading `+` only from Go 1.26,
+ * whose schedinit parses with strconv.ParseInt; Go ≤ 1.25's runtime atoi takes digits only.
+ */
+export function parseGomaxprocsValue(text: string | undefined, version?: GoVersion): number | undefined {
+  if (text === undefined) return undefined;
+  const pattern = atLeast(version, 1, 26) ? /^\+?\d+$/ : /^\d+$/;
+  if (!pattern.test(text)) return undefined;
   const value = Number(text);
   return value > 0 && value <= 0x7fffffff ? value : undefined;
 }
@@ -103,7 +108,7 @@ export interface GomaxprocsVerdict {
 export function effectiveGomaxprocs(inputs: GomaxprocsInputs): GomaxprocsVerdict {
   const { buildInfo, environment, affinityCpus, quotaCores } = inputs;
   const version = parseGoVersion(buildInfo.goVersion);
-  const fromEnvironment = parseGomaxprocsValue(environment.GOMAXPROCS);
+  const fromEnvironment = parseGomaxprocsValue(environment.GOMAXPROCS, version);
   let effective: number;
   let rule: GomaxprocsRule;
   let source: GOMAXPROCSSource;

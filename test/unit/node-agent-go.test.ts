@@ -74,6 +74,8 @@ describe('effective GOMAXPROCS by the Go runtime’s rules (pure)', () => {
     const oldToolchain = effectiveGomaxprocs(inputs({ quotaCores: 4, goVersion: 'go1.24.13' }));
     expect(oldToolchain).toMatchObject({ effectiveGOMAXPROCS: 64, rule: 'cpu-count', mismatch: true, message: 'GOMAXPROCS=64 on 4 CPU (Go < 1.25)' });
     expect(oldToolchain.containerMaxprocs).toBeUndefined();
+    // Go 1.24's runtime has no such setting: asking for it changes nothing.
+    expect(effectiveGomaxprocs(inputs({ quotaCores: 4, goVersion: 'go1.24.13', environment: { source: 'pod-spec', GODEBUG: 'containermaxprocs=1' } })).effectiveGOMAXPROCS).toBe(64);
     // GODEBUG in the environment overrides DefaultGODEBUG, both ways.
     expect(effectiveGomaxprocs(inputs({ quotaCores: 4, defaultGODEBUG: OLD_GOMOD_GODEBUG, environment: { source: 'pod-spec', GODEBUG: 'containermaxprocs=1' } })).effectiveGOMAXPROCS).toBe(4);
     expect(effectiveGomaxprocs(inputs({ quotaCores: 4, environment: { source: 'pod-spec', GODEBUG: 'http2client=0,containermaxprocs=0' } })).effectiveGOMAXPROCS).toBe(64);
@@ -116,7 +118,10 @@ describe('effective GOMAXPROCS by the Go runtime’s rules (pure)', () => {
     expect(parseGoVersion('')).toBeUndefined();
     expect(godebugSetting('containermaxprocs=0,x=1,containermaxprocs=1', 'containermaxprocs')).toBe('1');
     expect(godebugSetting('', 'containermaxprocs')).toBeUndefined();
-    expect([parseGomaxprocsValue('+3'), parseGomaxprocsValue('3 '), parseGomaxprocsValue(undefined)]).toEqual([3, undefined, undefined]);
+    const go125 = { major: 1, minor: 25 };
+    const go126 = { major: 1, minor: 26 };
+    expect([parseGomaxprocsValue('+3', go126), parseGomaxprocsValue('+3', go125), parseGomaxprocsValue('3', go125)]).toEqual([3, undefined, 3]);
+    expect([parseGomaxprocsValue('3 ', go126), parseGomaxprocsValue('2147483648', go126), parseGomaxprocsValue(undefined)]).toEqual([undefined, undefined, undefined]);
     expect(countCpuList('0-3,8,10-11\n')).toBe(7);
     expect(countCpuList('0')).toBe(1);
     expect(goRuntime('app', effectiveGomaxprocs(inputs({ goVersion: 'devel go1.27-4f1b7ec Fri Nov 20 2026' })))).toEqual({
@@ -200,6 +205,7 @@ function affinityCpus(pid: number): number {
 }
 
 const reader = new ScratchReader();
+const OLD_TOOLCHAIN = 'go1.24.13';
 
 describe.skipIf(!runs)('GOMAXPROCS of real Go processes under a 0.5-CPU quota (cgroup v1)', () => {
   const goVersion = runs ? execFileSync('go', ['env', 'GOVERSION'], { encoding: 'utf8' }).trim() : '';
@@ -284,6 +290,19 @@ describe.skipIf(!runs)('GOMAXPROCS of real Go processes under a 0.5-CPU quota (c
     });
     expect(verdict).toMatchObject({ effectiveGOMAXPROCS: 1, source: 'automaxprocs', mismatch: false });
   });
+
+  it('a binary whose runtime predates container-aware GOMAXPROCS (built by Go 1.24) takes every CPU of its mask', async (context) => {
+    if (!requirement(goAvailable(OLD_TOOLCHAIN), `the ${OLD_TOOLCHAIN} toolchain (GOTOOLCHAIN through the Go module proxy)`)) context.skip();
+    const go = await runInHalfCpuContainer(buildGoFixture('old-gomod', OLD_TOOLCHAIN));
+    expect(go.printed).toBe('gomaxprocs 2');
+    const buildInfo = new GoBuildInfoCache().get('/proc', go.pid);
+    expect(buildInfo?.goVersion).toBe(OLD_TOOLCHAIN);
+    // Go 1.24 knows no containermaxprocs, so its DefaultGODEBUG does not mention it.
+    expect(godebugSetting(buildInfo?.defaultGODEBUG, 'containermaxprocs')).toBeUndefined();
+    if (!buildInfo) throw new Error('unreadable');
+    const verdict = effectiveGomaxprocs({ buildInfo, environment: { source: 'environ' }, affinityCpus: affinityCpus(go.pid), quotaCores: 0.5 });
+    expect(verdict).toMatchObject({ goVersion: OLD_TOOLCHAIN, effectiveGOMAXPROCS: 2, rule: 'cpu-count', mismatch: true, message: 'GOMAXPROCS=2 on 0.5 CPU (Go < 1.25)' });
+  }, 300_000); // a cold build with a freshly fetched toolchain compiles its standard library first
 
   it('parses each executable once: a second process of the same binary is a cache hit; non-Go is null', async () => {
     const binary = buildGoFixture('old-gomod');
