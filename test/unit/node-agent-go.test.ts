@@ -4,6 +4,8 @@
 // prediction must match. Needs root and Go; with REQUIRE_E2E=1 a missing one fails instead of skipping.
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -17,7 +19,7 @@ import {
 } from '../../src/node-agent/gomaxprocs.ts';
 import { readCpuQuota, readCpuThrottling } from '../../src/node-agent/readers/cgroup-cpu.ts';
 import { extractGoEnvironment, readGoEnvironment } from '../../src/node-agent/readers/environ.ts';
-import { GoBuildInfoCache, parseModinfo } from '../../src/node-agent/readers/go-buildinfo.ts';
+import { GoBuildInfoCache, parseModinfo, readGoBuildInfoFromFd } from '../../src/node-agent/readers/go-buildinfo.ts';
 import { ScratchReader } from '../../src/node-agent/readers/proc-file.ts';
 import { buildGoFixture, goAvailable } from '../fixtures/go/build.ts';
 import { createKubeletPodCgroups, isCgroupV1Available, randomContainerID, type KubeletPodCgroups } from '../support/cgroups.ts';
@@ -303,6 +305,25 @@ describe.skipIf(!runs)('GOMAXPROCS of real Go processes under a 0.5-CPU quota (c
     const verdict = effectiveGomaxprocs({ buildInfo, environment: { source: 'environ' }, affinityCpus: affinityCpus(go.pid), quotaCores: 0.5 });
     expect(verdict).toMatchObject({ goVersion: OLD_TOOLCHAIN, effectiveGOMAXPROCS: 2, rule: 'cpu-count', mismatch: true, message: 'GOMAXPROCS=2 on 0.5 CPU (Go < 1.25)' });
   }, 300_000); // a cold build with a freshly fetched toolchain compiles its standard library first
+
+  it('finds the build info through the first writable PT_LOAD when section headers are stripped', () => {
+    const copy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cg-noshdr-')), 'old-gomod');
+    try {
+      const bytes = fs.readFileSync(buildGoFixture('old-gomod'));
+      // ELF64: e_shoff at 0x28, e_shnum at 0x3c, e_shstrndx at 0x3e — what strip tools leave behind.
+      bytes.fill(0, 0x28, 0x30);
+      bytes.fill(0, 0x3c, 0x40);
+      fs.writeFileSync(copy, bytes);
+      const fd = fs.openSync(copy, 'r');
+      try {
+        expect(readGoBuildInfoFromFd(fd)).toMatchObject({ goVersion, modulePath: 'example.com/concurrency-guard/old-gomod' });
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      fs.rmSync(path.dirname(copy), { recursive: true, force: true });
+    }
+  });
 
   it('parses each executable once: a second process of the same binary is a cache hit; non-Go is null', async () => {
     const binary = buildGoFixture('old-gomod');

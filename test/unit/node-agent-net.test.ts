@@ -113,6 +113,9 @@ describe.skipIf(!runs)('listen queues in real network namespaces', () => {
       { family: 4, port: 8080, acceptQueue: QUEUED, backlog: BACKLOG },
       { family: 4, port: 9090, acceptQueue: 0, backlog: 8 },
     ]);
+    // Entering allowed but failing (here: no usable ss): what /proc shows, without backlogs.
+    expect((await readListeners(reader, listener.pid, { mayEnterNetns: true, ss: '/nonexistent/ss' }))?.listeners.length).toBe(2);
+    expect(await readListeners(reader, listener.pid, { mayEnterNetns: false })).toEqual(fromProc);
     const neighbourInside = await readListeners(reader, quiet.pid, { mayEnterNetns: true });
     expect(neighbourInside).toEqual({ somaxconn: 4096, listeners: [{ family: 6, port: 8080, acceptQueue: 0, backlog: BACKLOG }] });
 

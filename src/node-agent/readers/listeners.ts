@@ -111,18 +111,21 @@ export async function readListenersInNetns(pid: number, options: EnterNetnsOptio
 }
 
 /**
- * The listeners of PID's netns, entering it only when allowed. Undefined when the process is gone (or,
- * entering, when nsenter failed — the caller may fall back to mayEnterNetns: false).
+ * The listeners of PID's netns, entering it only when allowed; when entering fails (no CAP_SYS_ADMIN
+ * after all, nsenter or ss missing), what /proc shows without backlogs. Undefined when the process is gone.
  */
 export async function readListeners(
   reader: ScratchReader,
   pid: number,
   options: EnterNetnsOptions & { mayEnterNetns: boolean },
 ): Promise<NetnsListeners | undefined> {
-  if (!options.mayEnterNetns) return readListenersFromProc(reader, options.procRoot ?? '/proc', pid);
-  try {
-    return await readListenersInNetns(pid, options);
-  } catch {
-    return undefined;
+  const procRoot = options.procRoot ?? '/proc';
+  if (options.mayEnterNetns) {
+    try {
+      return await readListenersInNetns(pid, options);
+    } catch {
+      // fall through to /proc
+    }
   }
+  return readListenersFromProc(reader, procRoot, pid);
 }
