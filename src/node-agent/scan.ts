@@ -6,8 +6,8 @@
 //
 // Synchronous on purpose: procfs and cgroupfs reads never wait on a disk, and a sync syscall costs a
 // fraction of a libuv threadpool round trip, which is what matters at thousands of files per tick.
-// Processes are held open (ProcessHandle: fstat + pread per tick, and identity for free) and so are the
-// cgroup files read every tick (OpenFiles); call close() when done with a scanner.
+// Processes are held open (ProcessHandle: two fstat calls per tick, and identity for free) and so are
+// the cgroup files read every tick (OpenFiles); call close() when done with a scanner.
 // Privacy: reads stat, status, limits, comm and cgroup of a process — never cmdline or environ, never
 // an fd's target. Paths stay inside the scanner; figures carry pids, counts and comm only.
 import type { PressureLevel } from '../api/v1alpha1.ts';
@@ -255,7 +255,8 @@ export class Scanner {
     if (!known || known.starttime !== starttime) return undefined;
     const limits = this.limits.refresh(pid, starttime);
     // Read by path: only trust it if the handle shows the same process is still there.
-    return known.handle.readStat(this.reader)?.starttime === starttime ? limits : undefined;
+    const sample = known.handle.sample(this.reader);
+    return sample !== undefined && (sample.starttime === undefined || sample.starttime === starttime) ? limits : undefined;
   }
 
   /** Releases the fds held on processes and cgroup files. */
@@ -294,11 +295,10 @@ export class Scanner {
     if (known) {
       if (known.containerKey === containerKey) {
         // Through the handle: fails once the process has exited, whoever has the pid now.
-        const fds = known.handle.fdCount();
-        const stat = fds === undefined ? undefined : known.handle.readStat(this.reader);
-        if (fds !== undefined && stat !== undefined && stat.starttime === known.starttime) {
+        const sample = known.handle.sample(this.reader);
+        if (sample !== undefined && (sample.starttime === undefined || sample.starttime === known.starttime)) {
           known.seen = this.generation;
-          return this.figures(pid, known, stat.threads, fds, container);
+          return this.figures(pid, known, sample.threads, sample.fds, container);
         }
       }
       // Exited (its pid may now be a new process's), or listed under another container than before.
@@ -308,21 +308,18 @@ export class Scanner {
   }
 
   private readNewProcess(pid: number, containerKey: string, leafName: string, container: string): ProcessFigures | undefined {
-    // Open a handle, then read by path (comm, limits, status, cgroup), then read through the handle
-    // again (confirmMembership): the same start time shows the path reads were of this process.
+    // Open a handle, read by path (stat, comm, limits, status, cgroup), then sample through the handle
+    // (confirmMembership): a handle still working shows the path reads were of this process.
     const handle = ProcessHandle.open(this.procRoot, pid, this.fdCountMethod, this.heldProcesses < this.maxHeldProcesses);
     const stat = handle?.readStat(this.reader);
     if (!handle || !stat) return this.vanished(pid, handle);
-    const fds = handle.fdCount();
     const comm = readComm(this.reader, this.procRoot, pid);
     const limits = this.limits.refresh(pid, stat.starttime);
-    if (fds === undefined || comm === undefined || limits === undefined) {
-      this.limits.forget(pid, stat.starttime);
-      return this.vanished(pid, handle);
-    }
-    const realUid = Number.isFinite(limits.nproc.soft) ? readProcStatus(this.reader, this.procRoot, pid)?.realUid : undefined;
-    if (!confirmMembership(this.reader, this.procRoot, handle, stat.starttime, leafName)) {
-      if (handle.open) this.counters.rejected++;
+    const realUid =
+      limits && Number.isFinite(limits.nproc.soft) ? readProcStatus(this.reader, this.procRoot, pid)?.realUid : undefined;
+    const membership = confirmMembership(this.reader, this.procRoot, handle, stat.starttime, leafName);
+    if (comm === undefined || limits === undefined || membership.kind !== 'member') {
+      if (membership.kind === 'elsewhere') this.counters.rejected++;
       else this.counters.vanished++;
       handle.close();
       this.limits.forget(pid, stat.starttime);
@@ -340,7 +337,7 @@ export class Scanner {
     };
     this.known.set(pid, entry);
     if (entry.held) this.heldProcesses++;
-    return this.figures(pid, entry, stat.threads, fds, container);
+    return this.figures(pid, entry, membership.sample.threads, membership.sample.fds, container);
   }
 
   private figures(pid: number, entry: KnownProcess, threads: number, fds: number, container: string): ProcessFigures | undefined {

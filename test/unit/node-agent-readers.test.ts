@@ -130,19 +130,23 @@ describe('kernel facts on this machine', () => {
     }
   });
 
-  it('a held /proc handle counts fds by fstat and fails once its process has exited', async () => {
-    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
-    await new Promise((resolve) => child.once('spawn', resolve));
+  it('a held /proc handle: threads from the task directory’s nlink, fds from the fd directory’s size, ENOENT once the process has exited', async () => {
+    // 3 threads besides the main one, fds 0-2 and 5 more (everything inherited closed first).
+    const script =
+      'import os, sys, threading\nos.closerange(3, 1 << 20)\nfds = [os.open("/dev/null", os.O_RDONLY) for _ in range(5)]\n' +
+      'stop = threading.Event()\nfor _ in range(3): threading.Thread(target=stop.wait, daemon=True).start()\n' +
+      'print("ready", flush=True)\nsys.stdin.read()\n';
+    const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise((resolve) => child.stdout?.once('data', resolve));
     const handle = ProcessHandle.open('/proc', child.pid!, 'stat')!;
     const reader = new ScratchReader();
     try {
-      expect(handle.readStat(reader)).toMatchObject({ pid: child.pid, threads: 1 });
-      expect(handle.fdCount()).toBe(readFdCount('/proc', child.pid!, 'stat'));
+      expect(handle.held).toBe(true);
+      expect(handle.sample(reader)).toEqual({ fds: 8, threads: 4 });
       child.kill('SIGKILL');
       await new Promise((resolve) => child.once('exit', resolve));
-      expect(handle.readStat(reader)).toBeUndefined();
+      expect(handle.sample(reader)).toBeUndefined();
       expect(handle.open).toBe(false);
-      expect(handle.fdCount()).toBeUndefined();
     } finally {
       handle.close();
       child.kill('SIGKILL');

@@ -1,11 +1,11 @@
 // A process is (pid, starttime): a pid freed and reused between two reads gets a new start time. The
 // scan lists pids from cgroup.procs and then reads /proc/PID/...; a pid can die and be reused by a
 // process of another pod in between, so the first time an identity is seen its membership is
-// confirmed from /proc/PID/cgroup, read by path between opening a ProcessHandle and reading through it
-// again: the handle is bound to the process, so if it still reads the same start time afterwards, the
-// path read in between was of that process. Known identities need no re-check: their handle fails once
-// the process is gone, whatever now has its pid.
-import type { ProcessHandle } from '../readers/proc-handle.ts';
+// confirmed from /proc/PID/cgroup, read by path between opening a ProcessHandle and sampling through it:
+// the handle is bound to the process, so if the sample still works afterwards, the path read in between
+// was of that process. Known identities need no re-check: their handle fails once the process is gone,
+// whatever now has its pid (handles that read by path compare the start time instead).
+import type { ProcessHandle, ProcessSample } from '../readers/proc-handle.ts';
 import type { ScratchReader } from '../readers/proc-file.ts';
 
 export function identityKey(pid: number, starttime: number): string {
@@ -28,9 +28,15 @@ export function cgroupFileHasLeaf(text: string, leafName: string): boolean {
   return false;
 }
 
+export type Membership =
+  | { kind: 'member'; sample: ProcessSample }
+  | { kind: 'elsewhere' }
+  | { kind: 'gone' };
+
 /**
- * Confirms that the process of `handle`, started at `starttime`, belongs to the container whose cgroup
- * leaf is `leafName`. False when it does not, or when it exited meanwhile (its pid may be another's).
+ * Whether the process of `handle`, started at `starttime`, belongs to the container whose cgroup leaf
+ * is `leafName`: /proc/PID/cgroup by path, then a sample through the handle, which fails (or shows
+ * another start time) if the process exited meanwhile — its pid, and so the path, may be another's.
  */
 export function confirmMembership(
   reader: ScratchReader,
@@ -38,9 +44,11 @@ export function confirmMembership(
   handle: ProcessHandle,
   starttime: number,
   leafName: string,
-): boolean {
+): Membership {
   const text = reader.readText(`${procRoot}/${handle.pid}/cgroup`);
-  if (text === undefined || !cgroupFileHasLeaf(text, leafName)) return false;
-  const after = handle.readStat(reader);
-  return after !== undefined && after.starttime === starttime;
+  const sample = handle.sample(reader);
+  if (text === undefined || sample === undefined || (sample.starttime !== undefined && sample.starttime !== starttime)) {
+    return { kind: 'gone' };
+  }
+  return cgroupFileHasLeaf(text, leafName) ? { kind: 'member', sample } : { kind: 'elsewhere' };
 }

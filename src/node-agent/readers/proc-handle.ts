@@ -1,11 +1,14 @@
-// A process held open between ticks: fds on /proc/PID/fd (the directory) and /proc/PID/stat. procfs
-// binds both to the process (its struct pid), not to the number: once the process has exited they fail
-// (ENOENT/ESRCH) even if the pid is reused, so a handle identifies its process, and each tick costs one
-// fstat (the fd count, Linux ≥ 6.2) and one pread (threads, start time) instead of a path lookup, open,
-// read and close per file. That is two of the agent's fds per process watched (Node raises its soft
-// RLIMIT_NOFILE to the hard limit at start); beyond the caller's budget, or when the agent runs out of
-// fds (EMFILE/ENFILE), a handle reads by path instead, and the caller's start-time check is then what
-// tells a reused pid apart.
+// A process held open between ticks. procfs binds an open /proc/PID/... fd to the process (its struct
+// pid), not to the number, so a handle identifies its process, and a tick costs two fstat calls
+// instead of path lookups, opens, reads and closes:
+//   fstat(/proc/PID/task).st_nlink = threads + 2 (fs/proc/base.c proc_task_getattr);
+//   fstat(/proc/PID/fd).st_size = open fds (Linux ≥ 6.2), and fails with ENOENT once the process has
+//   exited, even if its pid was reused: the liveness check, taken after the thread count.
+// Reading /proc/PID/stat instead (for threads) costs about twice as much in the kernel.
+// With the 'readdir' fd-count method (older kernels, fixture trees), or beyond the caller's budget of
+// held processes, or when the agent is out of fds (EMFILE/ENFILE), a handle reads by path: fds by
+// readdir, threads and start time from /proc/PID/stat (held open in the readdir method), and the
+// caller's start-time comparison is then what tells a reused pid apart.
 import fs from 'node:fs';
 import type { FdCountMethod } from './proc-fd-count.ts';
 import type { ScratchReader } from './proc-file.ts';
@@ -18,52 +21,67 @@ export function isOutOfFds(error: unknown): boolean {
   return code === 'EMFILE' || code === 'ENFILE';
 }
 
+export interface ProcessSample {
+  fds: number;
+  threads: number;
+  /** Present when read from /proc/PID/stat (not held by fstat): the caller checks it is still the same. */
+  starttime?: number;
+}
+
+const DIRECTORY = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY;
+
 export class ProcessHandle {
   readonly pid: number;
   private readonly procRoot: string;
   private readonly method: FdCountMethod;
-  /** Held fds; both undefined when reading by path. */
+  /** 'stat' method, held: the fd and task directories. */
   private fdDir: number | undefined;
+  private taskDir: number | undefined;
+  /** 'readdir' method, held: /proc/PID/stat. */
   private stat: number | undefined;
   private closed = false;
 
-  private constructor(procRoot: string, pid: number, method: FdCountMethod, fdDir: number | undefined, stat: number | undefined) {
+  private constructor(procRoot: string, pid: number, method: FdCountMethod) {
     this.procRoot = procRoot;
     this.pid = pid;
     this.method = method;
-    this.fdDir = fdDir;
-    this.stat = stat;
   }
 
   /** Opens the process now at `pid` (holding fds when `hold`); undefined when there is none. */
   static open(procRoot: string, pid: number, method: FdCountMethod, hold = true): ProcessHandle | undefined {
-    if (!hold) {
-      const handle = new ProcessHandle(procRoot, pid, method, undefined, undefined);
-      return fs.existsSync(`${procRoot}/${pid}/stat`) ? handle : undefined;
+    const handle = new ProcessHandle(procRoot, pid, method);
+    if (hold) {
+      try {
+        if (method === 'stat') {
+          handle.fdDir = fs.openSync(`${procRoot}/${pid}/fd`, DIRECTORY);
+          handle.taskDir = fs.openSync(`${procRoot}/${pid}/task`, DIRECTORY);
+        } else {
+          handle.stat = fs.openSync(`${procRoot}/${pid}/stat`, 'r');
+        }
+        return handle;
+      } catch (error) {
+        handle.close();
+        if (isGone(error)) return undefined;
+        if (!isOutOfFds(error)) throw error;
+        handle.closed = false; // out of fds: read by path
+      }
     }
-    let stat: number | undefined;
-    try {
-      stat = fs.openSync(`${procRoot}/${pid}/stat`, 'r');
-      const fdDir = method === 'stat' ? fs.openSync(`${procRoot}/${pid}/fd`, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY) : undefined;
-      return new ProcessHandle(procRoot, pid, method, fdDir, stat);
-    } catch (error) {
-      if (stat !== undefined) fs.closeSync(stat);
-      if (isGone(error)) return undefined;
-      if (isOutOfFds(error)) return new ProcessHandle(procRoot, pid, method, undefined, undefined);
-      throw error;
-    }
+    return fs.existsSync(`${procRoot}/${pid}/stat`) ? handle : undefined;
   }
 
   /** Whether reads go through held fds (else by path). */
   get held(): boolean {
-    return this.stat !== undefined;
+    return this.fdDir !== undefined || this.stat !== undefined;
   }
 
   get open(): boolean {
     return !this.closed;
   }
 
-  /** /proc/PID/stat of this very process; undefined once it has exited (the handle is then closed). */
+  /**
+   * /proc/PID/stat, through the held fd when there is one, else by path (which may show a newer process
+   * with the same pid: compare the start time). Undefined when gone (the handle is then closed).
+   */
   readStat(reader: ScratchReader): ProcStat | undefined {
     if (this.closed) return undefined;
     const bytes = this.stat !== undefined ? reader.readOpen(this.stat, true) : reader.readRecord(`${this.procRoot}/${this.pid}/stat`);
@@ -73,21 +91,23 @@ export class ProcessHandle {
     return stat;
   }
 
-  /**
-   * Open fds of this process. With 'stat', the size of the fd directory (fstat of the held one); a size
-   * of 0 and the 'readdir' method list the directory by path, which can name a newer process with the
-   * same pid: callers read the stat afterwards, which fails (or shows another start time) if this
-   * process had gone by then.
-   */
-  fdCount(): number | undefined {
+  /** fds and threads now; undefined when the process is gone (the handle is then closed). */
+  sample(reader: ScratchReader): ProcessSample | undefined {
     if (this.closed) return undefined;
     try {
-      if (this.method === 'stat') {
-        const size =
-          this.fdDir !== undefined ? fs.fstatSync(this.fdDir).size : fs.statSync(`${this.procRoot}/${this.pid}/fd`).size;
-        if (size > 0) return size;
+      if (this.fdDir !== undefined && this.taskDir !== undefined) {
+        const threads = fs.fstatSync(this.taskDir).nlink - 2;
+        const fds = fs.fstatSync(this.fdDir).size; // throws ENOENT if the process has exited
+        if (fds > 0) return { fds, threads };
+        // A kernel that does not count (or a process with no fds): list, then check it still lives.
+        const listed = fs.readdirSync(`${this.procRoot}/${this.pid}/fd`).length;
+        fs.fstatSync(this.fdDir);
+        return { fds: listed, threads };
       }
-      return fs.readdirSync(`${this.procRoot}/${this.pid}/fd`).length;
+      const fds = this.listFds();
+      const stat = this.readStat(reader);
+      if (stat === undefined) return undefined;
+      return { fds, threads: stat.threads, starttime: stat.starttime };
     } catch (error) {
       if (isGone(error)) {
         this.close();
@@ -97,11 +117,17 @@ export class ProcessHandle {
     }
   }
 
+  /** By path: the size where the kernel counts, else a listing. */
+  private listFds(): number {
+    const size = this.method === 'stat' ? fs.statSync(`${this.procRoot}/${this.pid}/fd`).size : 0;
+    return size > 0 ? size : fs.readdirSync(`${this.procRoot}/${this.pid}/fd`).length;
+  }
+
   close(): void {
-    if (this.stat !== undefined) fs.closeSync(this.stat);
-    if (this.fdDir !== undefined) fs.closeSync(this.fdDir);
-    this.stat = undefined;
+    for (const fd of [this.fdDir, this.taskDir, this.stat]) if (fd !== undefined) fs.closeSync(fd);
     this.fdDir = undefined;
+    this.taskDir = undefined;
+    this.stat = undefined;
     this.closed = true;
   }
 }
