@@ -33,7 +33,7 @@ function serialNumber(): string {
 }
 
 export async function createAuthority(commonName: string, validityMs = WEEK_MS): Promise<Authority> {
-  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as KeyPair;
+  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']));
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
@@ -61,7 +61,7 @@ export interface LeafOptions {
 }
 
 export async function issueCertificate(ca: Authority, options: LeafOptions): Promise<CertifiedKey> {
-  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as KeyPair;
+  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']));
   const now = Date.now();
   const subject = [`CN=${options.commonName}`, ...(options.organizations ?? []).map((o) => `O=${o}`)].join(', ');
   const names: x509.JsonGeneralName[] = [
