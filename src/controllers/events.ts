@@ -1,0 +1,52 @@
+// Events (events.k8s.io/v1) on state changes a person should see in `kubectl describe` / `kubectl events`:
+// a policy becoming Ready or losing it, and violations appearing or clearing. One Event per change, never
+// one per reconcile. Cluster-scoped objects' events go to the `default` namespace, as client-go does.
+import { describeError, microTime, type KubeClient, type KubeLogger, type ResourceType } from '../kube/index.ts';
+
+export const EVENTS: ResourceType = { group: 'events.k8s.io', version: 'v1', kind: 'Event', plural: 'events', namespaced: true };
+export const REPORTING_CONTROLLER = 'concurrencyguard.io/controller';
+
+export interface EventTarget {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid?: string;
+  namespace?: string;
+}
+
+export interface EventRecorderOptions {
+  client: KubeClient;
+  /** This replica (pod name + suffix): events.k8s.io's reportingInstance. */
+  instance: string;
+  logger: KubeLogger;
+}
+
+export class EventRecorder {
+  private readonly options: EventRecorderOptions;
+
+  constructor(options: EventRecorderOptions) {
+    this.options = options;
+  }
+
+  /** Best effort: an event that cannot be written is logged, never retried (the status says the same). */
+  async record(target: EventTarget, type: 'Normal' | 'Warning', reason: string, note: string): Promise<void> {
+    const namespace = target.namespace ?? 'default';
+    try {
+      await this.options.client.create(EVENTS, {
+        apiVersion: 'events.k8s.io/v1', kind: 'Event',
+        metadata: { generateName: `${target.name}.`, namespace },
+        eventTime: microTime(Date.now()),
+        reportingController: REPORTING_CONTROLLER,
+        reportingInstance: this.options.instance.slice(0, 128),
+        action: 'Reconcile',
+        type, reason, note: note.slice(0, 1024),
+        regarding: {
+          apiVersion: target.apiVersion, kind: target.kind, name: target.name,
+          ...(target.uid ? { uid: target.uid } : {}), ...(target.namespace ? { namespace: target.namespace } : {}),
+        },
+      } as never);
+    } catch (error) {
+      this.options.logger.warn({ target: target.name, reason, error: describeError(error) }, 'could not record an event');
+    }
+  }
+}
