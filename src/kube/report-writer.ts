@@ -3,8 +3,10 @@
 //    ownerReference to the Pod (uid set, no blockOwnerDeletion) so the garbage collector removes it with
 //    the pod; a report left by an earlier pod of the same name (StatefulSet web-0) is deleted with a uid
 //    precondition first, so its stale status never leaks into the new pod's report;
-// 2. apply status with the writer's field manager, conditional on the report's uid, so a write can never
-//    land on a report that now belongs to another pod.
+// 2. apply status with the writer's field manager, after reading the report and checking its podUID,
+//    conditional on the resourceVersion read (409 if it changed since), so a write can never land on a
+//    report that now belongs to another pod. (A metadata.uid in the body cannot do this on /status: the
+//    API server's status strategy replaces the request's metadata with the stored one.)
 // A write identical to what this writer last applied to the same pod's report is skipped: report volume
 // is what takes etcd down.
 import type { ConcurrencyReport, ConcurrencyReportStatus } from '../api/index.ts';
@@ -71,59 +73,71 @@ export class ReportWriter {
     if (last && last.podUID === pod.uid && last.status === statusJson
       && ensured?.podUID === pod.uid && ensured.nodeName === (pod.nodeName ?? '')) return 'unchanged';
     let outcome: ReportWriteOutcome = 'updated';
-    for (let attempt = 0; attempt < 3; attempt++) {
-      let target = this.ensured.get(key);
-      if (!target || target.podUID !== pod.uid || target.nodeName !== (pod.nodeName ?? '')) {
-        const result = await this.ensure(pod);
-        if (result === 'pod-gone') {
-          this.forget(pod.namespace, pod.name);
-          return 'pod-gone';
-        }
-        if (result !== 'updated') outcome = result;
-        target = this.ensured.get(key)!;
-      }
+    for (let attempt = 0; attempt < 4; attempt++) {
       try {
+        let resourceVersion: string | undefined;
+        const target = this.ensured.get(key);
+        if (!target || target.podUID !== pod.uid || target.nodeName !== (pod.nodeName ?? '')) {
+          const result = await this.ensure(pod);
+          if (result.outcome === 'pod-gone') {
+            this.forget(pod.namespace, pod.name);
+            return 'pod-gone';
+          }
+          if (result.outcome !== 'updated') outcome = result.outcome;
+          resourceVersion = result.resourceVersion;
+        } else {
+          // The podUID check of this write. metadata.uid in a /status apply cannot do it: the status
+          // strategy copies the stored metadata over the request's, so a uid there is silently ignored.
+          // The resourceVersion is enforced, so read, check, and write against exactly what we checked.
+          const current = await this.client.getIfExists<ConcurrencyReport>(CONCURRENCY_REPORTS, pod.namespace, pod.name);
+          if (!current || current.spec.podUID !== pod.uid) {
+            this.forget(pod.namespace, pod.name);
+            continue;
+          }
+          resourceVersion = current.metadata.resourceVersion;
+        }
         await this.applier.applyStatus(CONCURRENCY_REPORTS, {
-          metadata: { name: pod.name, namespace: pod.namespace, uid: target.reportUID },
+          metadata: { name: pod.name, namespace: pod.namespace, ...(resourceVersion ? { resourceVersion } : {}) },
           status,
         });
         this.lastApplied.set(key, { podUID: pod.uid, status: statusJson });
         return outcome;
       } catch (error) {
-        // 404: the report was deleted (pod gone, or the controller's TTL); 409: it was replaced by
-        // another incarnation. Either way, what we ensured is stale: ensure again.
+        // 404: deleted since we looked (pod gone, or the controller's TTL); 409: written since we looked
+        // (usually the other writer; possibly replaced for another pod). Look again.
         if (!isNotFound(error) && !isConflict(error)) throw error;
-        this.log.debug({ report: key, status: (error as { status?: number }).status }, 'report changed under us; ensuring again');
-        this.forget(pod.namespace, pod.name);
+        this.log.debug({ report: key, status: (error as { status?: number }).status }, 'report changed under us; looking again');
+        if (isNotFound(error)) this.forget(pod.namespace, pod.name);
       }
     }
-    throw new Error(`report ${key}: gave up after 3 attempts (it keeps being replaced)`);
+    throw new Error(`report ${key}: gave up after 4 attempts (it keeps changing under us)`);
   }
 
   /** Makes sure the report exists for exactly this pod; 'pod-gone' when the pod (this uid) is gone. */
-  private async ensure(pod: ReportPod): Promise<Exclude<ReportWriteOutcome, 'unchanged'>> {
+  private async ensure(pod: ReportPod): Promise<{ outcome: Exclude<ReportWriteOutcome, 'unchanged'>; resourceVersion?: string }> {
     const key = `${pod.namespace}/${pod.name}`;
     let existing = await this.client.getIfExists<ConcurrencyReport>(CONCURRENCY_REPORTS, pod.namespace, pod.name);
     let replaced = false;
-    if (existing && existing.spec.podUID !== pod.uid) {
-      const gone = await this.deleteReport(pod.namespace, pod.name, existing.metadata.uid!);
-      this.log.info({ report: key, deleted: gone }, 'report of an earlier pod with this name deleted');
-      existing = undefined;
-      replaced = true;
-    }
-    if (!existing) {
-      // Creating is the one time we read the pod: a report must not outlive (or predate) its pod, and
-      // a stale informer can hand us a pod that was deleted a moment ago.
+    if (!existing || existing.spec.podUID !== pod.uid) {
+      // Creating or replacing is the one time we read the pod: a report must not outlive its pod, a stale
+      // informer can hand us a pod deleted a moment ago, and a writer that is behind must never delete
+      // the report of the pod that replaced the one it knows.
       const current = await this.client.getIfExists<KubeObject>(PODS, pod.namespace, pod.name);
-      if (!current || current.metadata.uid !== pod.uid || current.metadata.deletionTimestamp) return 'pod-gone';
+      if (!current || current.metadata.uid !== pod.uid || current.metadata.deletionTimestamp) return { outcome: 'pod-gone' };
+      if (existing) {
+        const deleted = await this.deleteReport(pod.namespace, pod.name, existing.metadata.uid!);
+        this.log.info({ report: key, deleted }, 'report of an earlier pod with this name deleted');
+        existing = undefined;
+        replaced = true;
+      }
     }
     const spec: Record<string, string> = { podName: pod.name, podUID: pod.uid };
     if (pod.nodeName) spec['nodeName'] = pod.nodeName;
     const applied = await this.applier.apply<ConcurrencyReport>(CONCURRENCY_REPORTS, {
       metadata: {
         name: pod.name, namespace: pod.namespace,
-        // On an existing report, its uid makes this apply a precondition; on create there is none yet.
-        ...(existing?.metadata.uid ? { uid: existing.metadata.uid } : {}),
+        // On an existing report, apply to exactly the version we checked (409 if it changed since).
+        ...(existing?.metadata.resourceVersion ? { resourceVersion: existing.metadata.resourceVersion } : {}),
         ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid }],
       },
       spec,
@@ -133,8 +147,9 @@ export class ReportWriter {
       throw new Error(`report ${key} belongs to pod ${applied.spec.podUID}, not ${pod.uid}`);
     }
     this.ensured.set(key, { podUID: pod.uid, reportUID: applied.metadata.uid!, nodeName: pod.nodeName ?? '' });
-    if (existing) return 'updated';
-    return replaced ? 'recreated' : 'created';
+    const resourceVersion = applied.metadata.resourceVersion;
+    const outcome = existing ? 'updated' : replaced ? 'recreated' : 'created';
+    return resourceVersion ? { outcome, resourceVersion } : { outcome };
   }
 
   /**
