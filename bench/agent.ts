@@ -53,6 +53,10 @@ function runWorker(script: string, targetsFile: string, ticks: number): ScanRepo
   return JSON.parse(worker.stdout.trim().split('\n').at(-1) ?? '{}') as ScanReport;
 }
 
+function loadavg(): string {
+  return fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0] ?? '?';
+}
+
 function childCpuMs(): number {
   // utime+stime of reaped children (fields 16, 17 of /proc/self/stat), in clock ticks of 10 ms.
   const stat = fs.readFileSync('/proc/self/stat', 'utf8');
@@ -73,6 +77,7 @@ async function main(): Promise<void> {
   const ticks = Number(values.ticks);
   if (!isCgroupV1Available()) throw new Error('bench/agent needs root and cgroup v1 pids, cpu and cpuacct hierarchies');
 
+  const loadAtStart = loadavg();
   const podCount = Number(values.pods);
   const perPod = Number(values['per-pod']);
   const fdsPerProcess = Number(values.fds);
@@ -175,10 +180,13 @@ async function main(): Promise<void> {
     row('agent RSS, worker stripped ahead of time', `${stripped.rssMiB.toFixed(0)} MiB (after imports, before scanning: ${stripped.rssAtStartMiB.toFixed(0)} MiB); warm tick CPU median ${median(stripped.warm.cpuMs).toFixed(1)} ms`);
     row('steady CPU at a 10 s tick', `${((warmCpu / 10_000) * 100).toFixed(2)} % of a core`);
     const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+    // Wall time on a loaded machine mostly measures the scheduler; CPU time is what the scan costs.
+    row('load average (1 min) at the start / end', `${loadAtStart} / ${loadavg()}`);
     console.log(
       `targets: CPU ≤ ${TARGETS.cpuMsPerTick} ms ${verdict(warmCpu <= TARGETS.cpuMsPerTick)}; ` +
-        `≥ ${TARGETS.lsofRatio}× lsof (wall) ${verdict(lsofWallMs / warmWall >= TARGETS.lsofRatio)}; ` +
-        `RSS ≤ ${TARGETS.rssMiB} MiB ${verdict(scan.rssMiB <= TARGETS.rssMiB)}`,
+        `≥ ${TARGETS.lsofRatio}× lsof: CPU ${verdict(lsofCpuMs / warmCpu >= TARGETS.lsofRatio)}, ` +
+        `wall ${verdict(lsofWallMs / warmWall >= TARGETS.lsofRatio)}; ` +
+        `RSS ≤ ${TARGETS.rssMiB} MiB ${verdict(scan.rssMiB <= TARGETS.rssMiB)} (stripped ahead of time ${verdict(stripped.rssMiB <= TARGETS.rssMiB)})`,
     );
   } finally {
     fs.rmSync(targetsFile, { force: true });
