@@ -134,7 +134,7 @@ export function parseNriAnnotation(text: string): { entries?: UlimitEntry[]; err
   if (hit) return hit;
   let result: { entries?: UlimitEntry[]; error?: string };
   try {
-    const parsed: unknown = parseYaml(text);
+    const parsed: unknown = parseYaml(text, { logLevel: 'silent' });
     if (parsed === null || parsed === undefined) result = { entries: [] };
     else if (!Array.isArray(parsed)) result = { error: 'the annotation is not a YAML list' };
     else {
@@ -250,7 +250,7 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
     namespace: asString(metadata?.namespace) ?? asString(objectMetadata?.namespace) ?? namespace,
     labels,
     annotations,
-    hasAnnotations: metadata?.annotations !== undefined && metadata.annotations !== null,
+    hasAnnotations: asRecord(metadata?.annotations) !== undefined,
     containers: [],
     podCpuLimit,
     sysctls: [],
