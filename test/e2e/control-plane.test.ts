@@ -75,6 +75,8 @@ metadata:
       (await cluster.kubectl(['get', 'configmap', 'dependent', '-n', ns], { allowFailure: true })).code !== 0);
     const gone = await cluster.kubectl(['get', 'configmap', 'dependent', '-n', ns], { allowFailure: true });
     expect(gone.stderr).toContain('NotFound');
+    const deleters = cluster.auditEvents((e) => e.verb === 'delete' && e.objectRef?.name === 'dependent').map((e) => e.user.username);
+    expect(deleters).toEqual(['system:serviceaccount:kube-system:generic-garbage-collector']);
   });
 
   it('issues a token with kubectl create token, and RBAC refuses the unbound account', async () => {

@@ -142,6 +142,9 @@ export class ControlPlane {
     });
     const adminCert = await issueCertificate(ca, { commonName: 'admin', organizations: ['system:masters'], usage: 'client' });
     const admin: ClientIdentity = { ...adminCert, user: 'admin', groups: ['system:masters'] };
+    // The controller-manager has its own identity and runs each controller under its own service account,
+    // as real clusters do, so the audit log tells the garbage collector apart from a person.
+    const controllerManagerCert = await issueCertificate(ca, { commonName: 'system:kube-controller-manager', usage: 'client' });
     const serviceAccount = createServiceAccountKeys();
     const pki = (name: string): string => join(workDir, 'pki', name);
     writeFileSync(pki('ca.crt'), ca.certPem);
@@ -185,11 +188,16 @@ export class ControlPlane {
       server: `https://127.0.0.1:${apiServerPort}`, caPem: ca.certPem, certPem: admin.certPem, keyPem: admin.keyPem,
     });
     writeFileSync(join(workDir, 'admin.kubeconfig'), kubeconfig, { mode: 0o600 });
+    writeFileSync(join(workDir, 'kube-controller-manager.kubeconfig'), renderKubeconfig({
+      server: `https://127.0.0.1:${apiServerPort}`, caPem: ca.certPem,
+      certPem: controllerManagerCert.certPem, keyPem: controllerManagerCert.keyPem,
+    }), { mode: 0o600 });
     const controllerManager = options.controllerManager === false ? undefined : new ManagedProcess({
       name: 'kube-controller-manager', command: binaries.kubeControllerManager,
       logFile: join(workDir, 'kube-controller-manager.log'),
       args: [
-        `--kubeconfig=${join(workDir, 'admin.kubeconfig')}`, '--leader-elect=false', '--secure-port=0',
+        `--kubeconfig=${join(workDir, 'kube-controller-manager.kubeconfig')}`, '--leader-elect=false', '--secure-port=0',
+        '--use-service-account-credentials=true',
         `--controllers=${CONTROLLERS.join(',')}`,
         `--service-account-private-key-file=${pki('sa.key')}`, `--root-ca-file=${pki('ca.crt')}`,
         '--cluster-name=embedded',
