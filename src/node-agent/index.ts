@@ -27,7 +27,6 @@ export { detectFdCountMethod, readFdCount, type FdCountMethod } from './readers/
 export { LimitsCache, parseProcLimits, type ProcLimits, type SoftHard } from './readers/proc-limits.ts';
 export { parseProcStat, type ProcStat } from './readers/proc-stat.ts';
 export { parseCfsQuota, parseCpuMax, parseCpuStat, type CpuQuota, type CpuThrottling } from './readers/cgroup-cpu.ts';
-export type { PidsLevel } from './readers/cgroup-pids.ts';
 export type { KernelTaskLimits } from './readers/kernel-limits.ts';
 export { isGone, OpenFiles, ScratchReader, type TextSource } from './readers/proc-file.ts';
 export { ProcessHandle } from './readers/proc-handle.ts';

@@ -78,7 +78,14 @@ export interface PodFigures {
   containers: ContainerFigures[];
   processes: ProcessFigures[];
   /** pids.max/pids.current from every container leaf up to the hierarchy root, deduplicated, leaf first. */
-  pidsChain: PidsLevel[];
+  pidsChain: PidsLimit[];
+}
+
+/** One cgroup's pids figures, named by its place rather than its path (figures carry no paths). */
+export interface PidsLimit {
+  scope: 'container' | 'pod' | 'ancestor';
+  max: number;
+  current: number;
 }
 
 export interface NodeFigures {
@@ -183,7 +190,7 @@ export class Scanner {
     const nprocUids = new Map<number, { smallestLimit: number; visibleTasks: number }>();
     for (const pod of pods) {
       const podFigures: PodFigures = { uid: pod.uid, containers: [], processes: [], pidsChain: [] };
-      const chainSeen = new Set<string>();
+      const chain = new Map<string, PidsLimit>();
       for (const container of pod.containers) {
         const containerKey = this.containerKey(pod, container);
         const cgroup = this.containerCgroup(containerKey, pod, container);
@@ -218,9 +225,9 @@ export class Scanner {
         }
         if (cgroup.pidsDir !== undefined && this.layout.pidsRoot !== undefined) {
           for (const level of readPidsChain(this.cgroupFiles, this.layout.pidsRoot, cgroup.relativePath, pidsMemo)) {
-            if (chainSeen.has(level.relativePath)) continue;
-            chainSeen.add(level.relativePath);
-            podFigures.pidsChain.push(level);
+            const scope =
+              level.relativePath === cgroup.relativePath ? 'container' : level.relativePath === cgroup.podRelativePath ? 'pod' : 'ancestor';
+            chain.set(level.relativePath, { scope, max: level.max, current: level.current });
           }
         }
         if (cgroup.cpuDir !== undefined) {
@@ -231,7 +238,7 @@ export class Scanner {
         }
       }
       // Leaf first: container levels (deepest paths) before the pod, the pod before its ancestors.
-      podFigures.pidsChain.sort((a, b) => depth(b.relativePath) - depth(a.relativePath));
+      for (const path of [...chain.keys()].sort((a, b) => depth(b) - depth(a))) podFigures.pidsChain.push(chain.get(path)!);
       figures.push(podFigures);
     }
     const kernel = readKernelTaskLimits(this.reader, this.procRoot);

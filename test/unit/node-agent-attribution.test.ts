@@ -94,11 +94,11 @@ describe('attribution (synthetic)', () => {
       [4201, 'decoy', 49],
     ]);
     expect(scanner.counters).toEqual({ confirmed: 3, rejected: 1, vanished: 0, outOfFds: 0 });
-    expect(mine?.pidsChain.map((l) => [l.max, l.current])).toEqual([
-      [Infinity, 12],
-      [64, 13],
-      [Infinity, 40],
-      [Infinity, 40],
+    expect(mine?.pidsChain).toEqual([
+      { scope: 'container', max: Infinity, current: 12 },
+      { scope: 'pod', max: 64, current: 13 },
+      { scope: 'ancestor', max: Infinity, current: 40 },
+      { scope: 'ancestor', max: Infinity, current: 40 },
     ]);
     expect(mine?.containers).toEqual([
       {
@@ -184,7 +184,11 @@ describe('attribution (synthetic)', () => {
       cpuQuota: { quotaCores: 2, quotaMicros: 200000, periodMicros: 100000 },
       cpuThrottling: { periods: 1000, throttledPeriods: 10, throttledMicros: 5_000_000 },
     });
-    expect(figures.pidsChain.map((l) => l.max)).toEqual([Infinity, 100, Infinity]);
+    expect(figures.pidsChain.map((l) => [l.scope, l.max])).toEqual([
+      ['container', Infinity],
+      ['pod', 100],
+      ['ancestor', Infinity],
+    ]);
   });
 
   it('cgroupfs + containerd on v1 with cpu,cpuacct: comm with ")", and RLIMIT_NPROC shared with a process outside the pod binds', () => {

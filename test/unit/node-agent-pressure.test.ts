@@ -94,8 +94,8 @@ describe('threads', () => {
     const figures = pod(
       [proc(20, 3, 1024, { threads: 40, realUid: 1000, nproc: { soft: 100, hard: 100 }, go: true })],
       [
-        { relativePath: 'kubepods/burstable/podx/c', max: Infinity, current: 40 },
-        { relativePath: 'kubepods/burstable/podx', max: 1024, current: 41 },
+        { scope: 'container', max: Infinity, current: 40 },
+        { scope: 'pod', max: 1024, current: 41 },
       ],
     );
     const node: NodeFigures = { ...quietNode, tasksByUid: new Map([[1000, 90]]) };
@@ -179,7 +179,7 @@ describe('trend', () => {
     let result;
     for (let i = 0; i <= 6; i++) {
       const threads = 100 + 10 * i; // +60 per minute
-      const figures = pod([proc(50, 3, 1024, { threads })], [{ relativePath: 'kubepods/podx', max: 400, current: threads }]);
+      const figures = pod([proc(50, 3, 1024, { threads })], [{ scope: 'pod', max: 400, current: threads }]);
       result = evaluatePod(figures, quietNode, i * 10_000, DEFAULT_PRESSURE, history).threads;
     }
     // At 160 of 400: 240 left at 60 per minute.
