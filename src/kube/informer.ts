@@ -48,7 +48,7 @@ const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000, factor:
 // The API server sends a watcher a bookmark about once a minute, and one just before its server-side
 // timeout; the idle deadline must exceed the first and the server timeout must undercut the deadline.
 export const DEFAULT_WATCH_IDLE_TIMEOUT_MS = 90_000;
-/** A watch that lived this long was healthy; its end does not count as a failure. */
+/** A watch that lived this long (or until its server-side timeout) was healthy; its end is no failure. */
 const HEALTHY_WATCH_MS = 10_000;
 
 function status(object: KubeObject | KubeStatus): KubeStatus {
@@ -166,13 +166,18 @@ export class Informer<T extends KubeObject> {
   /** The loop that never ends until stop(): list when needed, watch, and on any failure back off and go on. */
   private async supervise(signal: AbortSignal): Promise<void> {
     let failures = 0;
+    let goneRightAfterList = false;
     while (!signal.aborted) {
+      let listedNow = false;
       try {
-        if (this.resourceVersion === undefined) await this.relist(signal);
+        if (this.resourceVersion === undefined) {
+          await this.relist(signal);
+          listedNow = true;
+        }
         const watched = await this.watchOnce(signal);
-        // A clean close (server-side timeout, API server shutting down) resumes at once, unless watches
-        // keep ending at once with nothing in them: then the server is refusing us, so back off.
-        if (watched.events > 0 || watched.durationMs >= HEALTHY_WATCH_MS) {
+        // A clean close (our server-side timeout, API server shutting down) resumes at once, unless
+        // watches keep ending early with nothing in them: then the server is refusing us, so back off.
+        if (watched.events > 0 || watched.durationMs >= Math.min(HEALTHY_WATCH_MS, watched.timeoutSeconds * 1000 - 500)) {
           failures = 0;
           continue;
         }
@@ -180,11 +185,15 @@ export class Informer<T extends KubeObject> {
       } catch (error) {
         if (signal.aborted) break;
         if (isGone(error)) {
-          // The resourceVersion we hold was compacted away: only a fresh list can catch up.
+          // The resourceVersion we hold was compacted away: only a fresh list can catch up. At once,
+          // unless the previous relist's own resourceVersion was already gone (then back off, do not spin).
           this.log.info({ informer: this.name }, 'resourceVersion expired (410 Gone); relisting');
           this.resourceVersion = undefined;
-          continue;
+          const spinning = listedNow && goneRightAfterList;
+          goneRightAfterList = listedNow;
+          if (!spinning) continue;
         }
+        goneRightAfterList = false;
         if (error instanceof WatchStalledError) this.lifecycle('stalled');
         failures++;
         this.log.warn({ informer: this.name, failures, error: describeError(error) }, 'informer list/watch failed; restarting after backoff');
@@ -231,7 +240,7 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  private async watchOnce(signal: AbortSignal): Promise<{ events: number; durationMs: number }> {
+  private async watchOnce(signal: AbortSignal): Promise<{ events: number; durationMs: number; timeoutSeconds: number }> {
     const { client, resource, namespace, labelSelector, fieldSelector } = this.options;
     const started = Date.now();
     // Below the idle deadline so a quiet but healthy watch ends cleanly (with a bookmark just before)
@@ -266,7 +275,7 @@ export class Informer<T extends KubeObject> {
       this.apply(event.type, object);
       if (rv) this.resourceVersion = rv;
     }
-    return { events, durationMs: Date.now() - started };
+    return { events, durationMs: Date.now() - started, timeoutSeconds };
   }
 
   private apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: T): void {
