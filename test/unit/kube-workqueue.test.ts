@@ -37,7 +37,7 @@ describe('WorkQueue', () => {
       await sleep(5);
       lastSeen = version; // level-triggered: reads the state as it is now
       running--;
-    });
+    }, { concurrency: 4 }); // free workers must still not take a key that is running
     q.start();
     for (let i = 1; i <= 1000; i++) {
       version = i;
