@@ -12,8 +12,8 @@ import {
   queueCounterMoved,
   type NetnsSample,
 } from '../../src/node-agent/network.ts';
-import { readListeners, readListenersFromProc } from '../../src/node-agent/readers/listeners.ts';
-import { readNetnsCounters, readNetnsIdentity, type ListenCounters } from '../../src/node-agent/readers/netstat.ts';
+import { parseProcNetTcp, parseSsListening, readListeners, readListenersFromProc } from '../../src/node-agent/readers/listeners.ts';
+import { parseNetstat, parseSockstat, readNetnsCounters, readNetnsIdentity, type ListenCounters } from '../../src/node-agent/readers/netstat.ts';
 import { ScratchReader } from '../../src/node-agent/readers/proc-file.ts';
 import { isNetnsAvailable, isNftAvailable, TestNetns } from '../support/netns.ts';
 import { requirement } from '../support/require.ts';
@@ -272,6 +272,61 @@ describe('listen-queue rates and levels (pure)', () => {
     ).toEqual([
       { key: 'pod:a', pid: 10, podUIDs: ['a'], nodeLevel: false },
       { key: 'node', pid: 20, podUIDs: [], nodeLevel: true },
+    ]);
+  });
+});
+
+describe('netstat, sockstat, /proc/net/tcp and ss parsing (pure, literal kernel output)', () => {
+  it('zips TcpExt names with values wherever the columns are, and treats a missing counter as 0', () => {
+    const text = [
+      'TcpExt: SyncookiesSent SyncookiesRecv ListenDrops TW ListenOverflows TCPReqQFullDoCookies',
+      'TcpExt: 7 1 30 2 24 3',
+      'IpExt: InNoRoutes InTruncatedPkts',
+      'IpExt: 0 0',
+      '',
+    ].join('\n');
+    expect(parseNetstat(text)).toEqual({ listenOverflows: 24, listenDrops: 30, reqQFullDrop: 0, reqQFullDoCookies: 3, syncookiesSent: 7 });
+    expect(parseNetstat('IpExt: InNoRoutes\nIpExt: 0\n')).toBeUndefined();
+  });
+
+  it('takes sockets used, TCP in use and TIME_WAIT from sockstat', () => {
+    const text = 'sockets: used 13\nTCP: inuse 7 orphan 0 tw 6 alloc 8 mem 0\nUDP: inuse 0 mem 0\n';
+    expect(parseSockstat(text)).toEqual({ socketsUsed: 13, tcpInUse: 7, timeWait: 6 });
+  });
+
+  it('keeps LISTEN rows of /proc/net/tcp{,6} with port and accept queue (rx_queue), whatever the sl width', () => {
+    const tcp = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000006 00:00000000 00000000     0        0 56789 7 00000000e01f7f25 100 0 0 10 0',
+      '   1: 0100007F:1F90 0100007F:9D08 08 00000000:00000001 00:00000000 00000000     0        0 0 1 00000000cc504d6a 20 4 0 10 -1',
+      '10000: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0',
+      '',
+    ].join('\n');
+    expect(parseProcNetTcp(tcp, 4)).toEqual([
+      { family: 4, port: 8080, acceptQueue: 6 },
+      { family: 4, port: 80, acceptQueue: 0 },
+    ]);
+    const tcp6 = [
+      '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000002 00:00000000 00000000     0        0 9 1 0 100 0 0 10 0',
+      '',
+    ].join('\n');
+    expect(parseProcNetTcp(tcp6, 6)).toEqual([{ family: 6, port: 8080, acceptQueue: 2 }]);
+  });
+
+  it('reads Recv-Q as the accept queue and Send-Q as the backlog from ss -Hltn', () => {
+    const text = [
+      'LISTEN 6      5      127.0.0.1:8080      0.0.0.0:*',
+      'LISTEN 0      4096   127.0.0.53%lo:53     0.0.0.0:*',
+      'LISTEN 0      511    [::]:443            [::]:*',
+      'LISTEN 1      128    *:9090              *:*',
+      '',
+    ].join('\n');
+    expect(parseSsListening(text)).toEqual([
+      { family: 4, port: 8080, acceptQueue: 6, backlog: 5 },
+      { family: 4, port: 53, acceptQueue: 0, backlog: 4096 },
+      { family: 6, port: 443, acceptQueue: 0, backlog: 511 },
+      { family: 6, port: 9090, acceptQueue: 1, backlog: 128 },
     ]);
   });
 });
