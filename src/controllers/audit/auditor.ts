@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Registry } from 'prom-client';
-import { FIELD_MANAGER_CONTROLLER, type ConcurrencyPolicy, type ConcurrencyReport, type ConcurrencyReportStatus } from '../../api/index.ts';
+import { CONDITION_POLICY_COMPLIANT, FIELD_MANAGER_CONTROLLER, type ConcurrencyPolicy, type ConcurrencyReport, type ConcurrencyReportStatus } from '../../api/index.ts';
 import {
   CONCURRENCY_REPORTS, Informer, PODS, ReportWriter, WorkQueue, canonicalJson, describeError, isConflict, isNotFound, splitKey,
   type KubeClient, type KubeLogger,
@@ -307,13 +307,34 @@ export class Auditor {
     }
   }
 
-  private async write(pod: PodObject, status: ConcurrencyReportStatus, signal: AbortSignal, label?: string): Promise<void> {
+  private async write(pod: PodObject, status: ConcurrencyReportStatus, signal: AbortSignal): Promise<void> {
     await this.budget.take(signal);
     const outcome = await this.writer.write({
       namespace: pod.metadata.namespace ?? '', name: pod.metadata.name ?? '', uid: pod.metadata.uid ?? '',
       ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
     }, status);
-    this.count(label && outcome === 'updated' ? label : outcome);
+    this.count(outcome);
+  }
+
+  /**
+   * Removes status.audit and PolicyCompliant, nothing else. A JSON patch, not an apply of an empty status:
+   * when the controller owned every status field, applying `status: {}` leaves status null, which the CRD
+   * rejects (422). The uid test keeps it on this incarnation of the report.
+   */
+  private async clearControllerFields(report: ConcurrencyReport, signal: AbortSignal): Promise<void> {
+    const operations: unknown[] = [{ op: 'test', path: '/metadata/uid', value: report.metadata.uid }];
+    if (report.status?.audit !== undefined) operations.push({ op: 'remove', path: '/status/audit' });
+    const index = (report.status?.conditions ?? []).findIndex((c) => c.type === CONDITION_POLICY_COMPLIANT);
+    if (index >= 0) {
+      operations.push({ op: 'test', path: `/status/conditions/${index}/type`, value: CONDITION_POLICY_COMPLIANT });
+      operations.push({ op: 'remove', path: `/status/conditions/${index}` });
+    }
+    await this.budget.take(signal);
+    const namespace = report.metadata.namespace ?? '';
+    const name = report.metadata.name ?? '';
+    this.writer.forget(namespace, name);
+    await this.options.client.patch(CONCURRENCY_REPORTS, namespace, name, operations, 'json', { fieldManager: FIELD_MANAGER_CONTROLLER, subresource: 'status' });
+    this.count('cleared');
   }
 
   private async reconcile(key: string, signal: AbortSignal): Promise<void> {
@@ -346,7 +367,7 @@ export class Auditor {
         if (!report) return;
         // No policy looks at this pod any more (policy deleted or changed): take back what we wrote,
         // leaving the agent's fields; a quiet report then expires.
-        if (hasControllerFields(report)) await this.write(pod, {}, signal, 'cleared');
+        if (hasControllerFields(report)) await this.clearControllerFields(report, signal);
         else if (reportExpired(report, this.settings.reportsMode, false, this.settings.reportTtlMs, now)) await this.deleteReport(report, 'ttl', signal);
         return;
       }
