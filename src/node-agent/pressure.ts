@@ -300,8 +300,10 @@ export function cpuPressure(pod: PodFigures, history?: PodHistory): CPURuntime[]
     const now = container.cpuThrottling;
     const before = history?.cpu.get(container.name);
     if (now && before) {
+      // Counters that went down belong to a new cgroup (the container restarted): no share this tick.
       const periods = now.periods - before.periods;
-      if (periods > 0) entry.throttledPercent = roundPercent(now.throttledPeriods - before.throttledPeriods, periods);
+      const throttled = now.throttledPeriods - before.throttledPeriods;
+      if (periods > 0 && throttled >= 0) entry.throttledPercent = roundPercent(throttled, periods);
     }
     if (now) history?.cpu.set(container.name, now);
     result.push(entry);

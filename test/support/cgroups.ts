@@ -1,19 +1,22 @@
 // Plays the kubelet's cgroup side on this machine, for tests and the demo: creates a pod's and its
-// containers' cgroups with the cgroupfs driver's names under the real v1 hierarchies
-// (/sys/fs/cgroup/pids/kubepods/burstable/pod<uid>/<containerid>, the same in cpu and cpuacct), sets
-// pids.max and the CFS quota as the kubelet would, moves real processes in, and cleans up: kills every
-// process still in those cgroups and removes the directories leaf first — on cleanup(), and at process
-// exit for anything a failed test left behind.
-// Touches only the pids, cpu and cpuacct hierarchies (the memory hierarchy belongs to this machine's
-// own supervisor), and only directories it created, apart from the shared kubepods/<qos> parents, which
-// it removes when empty.
+// containers' cgroups with the names the kubelet and the runtime would use, sets pids.max and the CFS
+// quota as the kubelet would, moves real processes in, and cleans up: kills every process still in
+// those cgroups and removes the directories leaf first — on cleanup(), and at process exit for anything
+// a failed test left behind.
+//   hierarchy 'v1' (default): the real v1 pids, cpu and cpuacct hierarchies (mounted apart here), e.g.
+//     /sys/fs/cgroup/pids/kubepods/burstable/pod<uid>/<containerid> with the cgroupfs driver;
+//   hierarchy 'unified': this machine's cgroup2 mount (/sys/fs/cgroup/unified, no controllers enabled:
+//     membership only, no pids.max or quota), e.g. with the systemd driver and CRI-O + crun,
+//     kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_>.slice/crio-<id>.scope/container.
+// Touches only those hierarchies (the memory hierarchy belongs to this machine's own supervisor), and
+// only directories it created, apart from the shared kubepods/<qos> parents, which it removes when empty.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 
 export type QosClass = 'Guaranteed' | 'Burstable' | 'BestEffort';
 
-/** The hierarchies these cgroups are made in; cpu before cpuacct so the quota is set where it lives. */
+/** The v1 hierarchies these cgroups are made in; cpu before cpuacct so the quota is set where it lives. */
 export const KUBELET_CONTROLLERS = ['pids', 'cpu', 'cpuacct'] as const;
 export type KubeletController = (typeof KUBELET_CONTROLLERS)[number];
 
@@ -33,6 +36,12 @@ export interface PodCgroupSpec {
   containers: ContainerCgroupSpec[];
   /** Default /sys/fs/cgroup. */
   cgroupRoot?: string;
+  /** Default 'v1'. */
+  hierarchy?: 'v1' | 'unified';
+  /** Default 'cgroupfs'. */
+  driver?: 'cgroupfs' | 'systemd';
+  /** Default 'containerd'. With 'crio' on the unified hierarchy, processes go in crun's `container`. */
+  runtime?: 'containerd' | 'crio';
 }
 
 const CFS_PERIOD_MICROS = 100_000;
@@ -45,6 +54,10 @@ export function isCgroupV1Available(cgroupRoot = '/sys/fs/cgroup'): boolean {
   return KUBELET_CONTROLLERS.every((c) => fs.existsSync(`${cgroupRoot}/${c}/cgroup.procs`)) && process.getuid?.() === 0;
 }
 
+export function isUnifiedAvailable(cgroupRoot = '/sys/fs/cgroup'): boolean {
+  return fs.existsSync(`${cgroupRoot}/unified/cgroup.controllers`) && process.getuid?.() === 0;
+}
+
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -52,6 +65,12 @@ function sleepSync(ms: number): void {
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
+
+const QOS_PART: Readonly<Record<QosClass, string | undefined>> = {
+  Guaranteed: undefined,
+  Burstable: 'burstable',
+  BestEffort: 'besteffort',
+};
 
 const live = new Set<KubeletPodCgroups>();
 process.on('exit', () => {
@@ -62,9 +81,14 @@ export class KubeletPodCgroups {
   readonly uid: string;
   readonly qos: QosClass;
   readonly cgroupRoot: string;
+  readonly hierarchy: 'v1' | 'unified';
+  readonly driver: 'cgroupfs' | 'systemd';
+  readonly runtime: 'containerd' | 'crio';
   /** Relative to each hierarchy root, e.g. kubepods/burstable/pod<uid>. */
   readonly podPath: string;
   readonly containers: readonly ContainerCgroupSpec[];
+  /** Absolute roots of the hierarchies used. */
+  private readonly roots: string[];
   private readonly created: string[] = [];
   private cleaned = false;
 
@@ -72,14 +96,29 @@ export class KubeletPodCgroups {
     this.uid = spec.uid ?? randomUUID();
     this.qos = spec.qos ?? 'Burstable';
     this.cgroupRoot = spec.cgroupRoot ?? '/sys/fs/cgroup';
+    this.hierarchy = spec.hierarchy ?? 'v1';
+    this.driver = spec.driver ?? 'cgroupfs';
+    this.runtime = spec.runtime ?? 'containerd';
     this.containers = spec.containers;
-    const qosPart = { Guaranteed: [], Burstable: ['burstable'], BestEffort: ['besteffort'] }[this.qos];
-    this.podPath = ['kubepods', ...qosPart, `pod${this.uid}`].join('/');
+    this.roots =
+      this.hierarchy === 'v1' ? KUBELET_CONTROLLERS.map((c) => `${this.cgroupRoot}/${c}`) : [`${this.cgroupRoot}/unified`];
+    const qosPart = QOS_PART[this.qos];
+    const parts = ['kubepods', ...(qosPart ? [qosPart] : []), `pod${this.uid}`];
+    // systemd: each slice is named after its ancestors joined with '-', and '-' in a part becomes '_'.
+    const escaped = parts.map((part) => part.replaceAll('-', '_'));
+    this.podPath =
+      this.driver === 'cgroupfs' ? parts.join('/') : escaped.map((_, i) => `${escaped.slice(0, i + 1).join('-')}.slice`).join('/');
+    if (this.hierarchy === 'unified' && (spec.podPidsMax !== undefined || spec.containers.some((c) => c.pidsMax ?? c.cpuLimitMillicores))) {
+      throw new Error('the unified hierarchy on this machine has no pids or cpu controller');
+    }
     live.add(this);
     try {
-      for (const controller of KUBELET_CONTROLLERS) {
-        this.makeDir(controller, this.podPath);
-        for (const container of spec.containers) this.makeDir(controller, this.containerPath(container.id));
+      for (const root of this.roots) {
+        this.makeDir(root, this.podPath);
+        for (const container of spec.containers) {
+          this.makeDir(root, this.containerPath(container.id));
+          if (this.payloadPath(container.id) !== this.containerPath(container.id)) this.makeDir(root, this.payloadPath(container.id));
+        }
       }
       if (spec.podPidsMax !== undefined) this.write('pids', this.podPath, 'pids.max', String(spec.podPidsMax));
       // The pod gets a quota only when every container has one (kubelet), and before its containers:
@@ -99,17 +138,32 @@ export class KubeletPodCgroups {
     }
   }
 
+  /** The container's cgroup, relative to each hierarchy root. */
   containerPath(containerID: string): string {
-    return `${this.podPath}/${containerID}`;
+    const leaf =
+      this.driver === 'systemd'
+        ? `${this.runtime === 'crio' ? 'crio' : 'cri-containerd'}-${containerID}.scope`
+        : this.runtime === 'crio'
+          ? `crio-${containerID}`
+          : containerID;
+    return `${this.podPath}/${leaf}`;
   }
 
+  /** Where the container's processes are: crun on cgroup v2 nests them in `container`. */
+  payloadPath(containerID: string): string {
+    const nested = this.hierarchy === 'unified' && this.runtime === 'crio';
+    return nested ? `${this.containerPath(containerID)}/container` : this.containerPath(containerID);
+  }
+
+  /** The pod's (or a container's) directory in a v1 controller's hierarchy, or in the unified one. */
   dir(controller: KubeletController, containerID?: string): string {
-    return `${this.cgroupRoot}/${controller}/${containerID === undefined ? this.podPath : this.containerPath(containerID)}`;
+    const relative = containerID === undefined ? this.podPath : this.containerPath(containerID);
+    return this.hierarchy === 'v1' ? `${this.cgroupRoot}/${controller}/${relative}` : `${this.cgroupRoot}/unified/${relative}`;
   }
 
   /** Moves a running process (all its threads) into the container's cgroups. */
   addProcess(containerID: string, pid: number): void {
-    for (const controller of KUBELET_CONTROLLERS) fs.writeFileSync(`${this.dir(controller, containerID)}/cgroup.procs`, String(pid));
+    for (const root of this.roots) fs.writeFileSync(`${root}/${this.payloadPath(containerID)}/cgroup.procs`, String(pid));
   }
 
   /**
@@ -117,15 +171,17 @@ export class KubeletPodCgroups {
    * execs the command, so not even its first thread runs outside.
    */
   spawnInContainer(containerID: string, command: string, args: readonly string[] = [], options: SpawnOptions = {}): ChildProcess {
-    const files = KUBELET_CONTROLLERS.map((c) => `${this.dir(c, containerID)}/cgroup.procs`);
+    const files = this.roots.map((root) => `${root}/${this.payloadPath(containerID)}/cgroup.procs`);
     const script = `${files.map((f) => `echo $$ > '${f}' || exit 97`).join('; ')}; exec "$@"`;
     return spawn('/bin/sh', ['-c', script, 'sh', command, ...args], { stdio: 'ignore', ...options });
   }
 
-  pids(controller: KubeletController = 'pids', containerID?: string): number[] {
+  /** PIDs directly in the pod's (or a container's payload) cgroup, from the first hierarchy. */
+  pids(_controller: KubeletController = 'pids', containerID?: string): number[] {
+    const relative = containerID === undefined ? this.podPath : this.payloadPath(containerID);
     try {
       return fs
-        .readFileSync(`${this.dir(controller, containerID)}/cgroup.procs`, 'utf8')
+        .readFileSync(`${this.roots[0]}/${relative}/cgroup.procs`, 'utf8')
         .split('\n')
         .filter((line) => line !== '')
         .map(Number);
@@ -170,11 +226,11 @@ export class KubeletPodCgroups {
       }
     }
     // Shared parents (kubepods, kubepods/<qos>): removed when no other pod uses them.
-    for (const controller of KUBELET_CONTROLLERS) {
+    for (const root of this.roots) {
       const parts = this.podPath.split('/').slice(0, -1);
       while (parts.length > 0) {
         try {
-          fs.rmdirSync(`${this.cgroupRoot}/${controller}/${parts.join('/')}`);
+          fs.rmdirSync(`${root}/${parts.join('/')}`);
         } catch {
           break; // in use by another pod, or already gone
         }
@@ -183,15 +239,14 @@ export class KubeletPodCgroups {
     }
   }
 
-  private makeDir(controller: KubeletController, relativePath: string): void {
+  private makeDir(root: string, relativePath: string): void {
     const parts = relativePath.split('/');
     // mkdir level by level: a concurrent cleanup may remove an empty shared parent between our calls.
     for (let attempt = 0; ; attempt++) {
       try {
         for (let i = 1; i <= parts.length; i++) {
-          const dir = `${this.cgroupRoot}/${controller}/${parts.slice(0, i).join('/')}`;
           try {
-            fs.mkdirSync(dir);
+            fs.mkdirSync(`${root}/${parts.slice(0, i).join('/')}`);
           } catch (error) {
             if (errorCode(error) !== 'EEXIST') throw error;
           }
@@ -201,7 +256,7 @@ export class KubeletPodCgroups {
         if (errorCode(error) !== 'ENOENT' || attempt > 20) throw error;
       }
     }
-    this.created.push(`${this.cgroupRoot}/${controller}/${relativePath}`);
+    this.created.push(`${root}/${relativePath}`);
   }
 
   private setQuota(relativePath: string, millicores: number): void {

@@ -213,5 +213,7 @@ describe('cpu', () => {
     });
     expect(cpuPressure(figures(1000, 100), history)).toEqual([{ container: 'app', quotaCores: 0.5 }]);
     expect(cpuPressure(figures(1400, 250), history)).toEqual([{ container: 'app', quotaCores: 0.5, throttledPercent: 37.5 }]);
+    // Restarted: a new cgroup's counters start again from zero.
+    expect(cpuPressure(figures(1500, 3), history)).toEqual([{ container: 'app', quotaCores: 0.5 }]);
   });
 });

@@ -11,7 +11,13 @@ import {
   type PodFigures,
   type PodTarget,
 } from '../../src/node-agent/index.ts';
-import { createKubeletPodCgroups, isCgroupV1Available, randomContainerID, type KubeletPodCgroups } from '../support/cgroups.ts';
+import {
+  createKubeletPodCgroups,
+  isCgroupV1Available,
+  isUnifiedAvailable,
+  randomContainerID,
+  type KubeletPodCgroups,
+} from '../support/cgroups.ts';
 import { Holder } from '../support/holder-processes.ts';
 
 const available = isCgroupV1Available();
@@ -258,5 +264,27 @@ describe.skipIf(!available)('node agent scan when the agent runs out of fds', ()
     expect(result.second).toEqual([8, 8, 8]);
     expect(result.held).toBeGreaterThanOrEqual(2); // the one process held open
     expect(result.held).toBeLessThanOrEqual(3); // all there was
+  });
+});
+
+describe.skipIf(!isUnifiedAvailable())('node agent scan on this machine’s cgroup2 mount (membership only)', () => {
+  it('systemd names, CRI-O + crun: finds the process in the scope’s `container` sub-cgroup', async () => {
+    const id = randomContainerID();
+    const pod = makePod({ hierarchy: 'unified', driver: 'systemd', runtime: 'crio', qos: 'BestEffort', containers: [{ id }] });
+    const uid_ = pod.uid.replaceAll('-', '_');
+    expect(pod.payloadPath(id)).toBe(
+      `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid_}.slice/crio-${id}.scope/container`,
+    );
+    const holder = await Holder.start(pod, id);
+    await holder.setFds(5);
+    const scanner = new Scanner({ cgroupRoot: '/sys/fs/cgroup/unified' });
+    expect(scanner.layout.version).toBe('v2');
+    const scan = scanner.tick([{ uid: pod.uid, containers: [{ name: 'web', containerID: `cri-o://${id}` }] }]);
+    const figures = podOf(scan);
+    expect(figures.processes.map((p) => [p.pid, p.fds, p.threads])).toEqual([[holder.pid, 8, 1]]);
+    // No controllers are enabled on this mount: no pids or CPU figures, and no error for their absence.
+    expect(figures.pidsChain).toEqual([]);
+    expect(figures.containers).toEqual([{ name: 'web', found: true, processes: 1 }]);
+    scanner.close();
   });
 });
