@@ -20,6 +20,8 @@ export interface PolicyEvaluation {
   /** Each ≤ 120 characters: rule id + short fix. */
   warnings: readonly string[];
   findings: readonly FindingCount[];
+  /** The engine's own status.message for the denials; built from them when absent. */
+  message?: string;
 }
 
 export interface EvaluationInput {
@@ -97,7 +99,7 @@ export function createAdmit(options: AdmissionOptions): Admit {
     }
     return {
       allowed: false,
-      message: denialMessage(evaluation.denials),
+      message: evaluation.message ?? denialMessage(evaluation.denials),
       causes: causes(evaluation.denials),
       warnings,
       findings: evaluation.findings,

@@ -53,6 +53,8 @@ export interface WebhookServerOptions {
   bodyLimitBytes?: number;
   keepAliveTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** Override of the handler deadline derived from timeoutSeconds; 0 turns it off (benchmark A/B only). */
+  handlerTimeoutMs?: number;
 }
 
 /**
@@ -97,7 +99,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   let certificateGeneration = 0;
   const failurePolicy = options.failurePolicy ?? 'Ignore';
   const timeoutSeconds = options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
-  const handlerTimeout = handlerTimeoutMs(timeoutSeconds);
+  const handlerTimeout = options.handlerTimeoutMs ?? handlerTimeoutMs(timeoutSeconds);
 
   const app = Fastify({
     https: { cert: options.certificate.certPem, key: options.certificate.keyPem, minVersion: 'TLSv1.2' },
@@ -109,7 +111,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
     requestTimeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    handlerTimeout,
+    ...(handlerTimeout > 0 ? { handlerTimeout } : {}),
     // A 503 while draining is a webhook failure; the API server still sends to a terminating replica
     // (kubernetes#127335), so keep answering until the connections are gone.
     return503OnClosing: false,
@@ -129,7 +131,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     metrics.observeDecision(key, request.operation, outcome);
     if (decision?.findings) for (const finding of decision.findings) metrics.observeFinding(finding.rule, finding.enforcement);
     logger.info({
-      uid: request.uid, kind: key, op: request.operation, sub: request.subResource, ns: request.namespace,
+      uid: request.uid, kind: key, op: request.operation, sub: request.subResource, ns: request.namespace, owner: controllerKind(request.object),
       allowed: response.allowed, warnings: response.warnings?.length ?? 0, ms: Math.round(seconds * 1e5) / 100,
     }, 'review');
     void reply.send(reviewResponse(response));
@@ -228,6 +230,14 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       certificateGeneration++;
     },
   };
+}
+
+/** The kind of the object's controlling owner (a ReplicaSet for a Deployment's pod), for the log line. */
+function controllerKind(object: Record<string, unknown> | undefined): string | undefined {
+  const refs = (object?.['metadata'] as { ownerReferences?: unknown } | undefined)?.ownerReferences;
+  if (!Array.isArray(refs)) return undefined;
+  for (const ref of refs as { controller?: unknown; kind?: unknown }[]) if (ref?.controller === true && typeof ref.kind === 'string') return ref.kind;
+  return undefined;
 }
 
 function badRequestMessage(error: FastifyError): string {
