@@ -31,8 +31,22 @@ export interface CompiledPolicy {
   sysctls?: FamilySettings<SysctlParams>;
 }
 
+/** Policies sharing one family's parameters: the family runs once for all of them. */
+export interface FamilyGroup<P> {
+  params: P;
+  /** Indices into `policies` and each member's enforcement for this family. */
+  members: readonly { index: number; enforcement: Enforcement }[];
+}
+
 export interface CompiledPolicies {
   policies: readonly CompiledPolicy[];
+  groups: {
+    gomaxprocs: readonly FamilyGroup<GomaxprocsParams>[];
+    ulimits: readonly FamilyGroup<UlimitParams>[];
+    sysctls: readonly FamilyGroup<SysctlParams>[];
+  };
+  /** Scratch space for evaluate(): which policies matched this request (evaluation is synchronous). */
+  matched: Uint8Array;
   /** Namespaces never evaluated: kube-system, kube-node-lease and the operator's own. */
   excludedNamespaces: ReadonlySet<string>;
   safeSysctls: ReadonlySet<string>;
@@ -115,10 +129,29 @@ export function compilePolicy(policy: ConcurrencyPolicy): CompiledPolicy {
   return compiled;
 }
 
+function groupBy<P>(policies: readonly CompiledPolicy[], family: (p: CompiledPolicy) => FamilySettings<P> | undefined): FamilyGroup<P>[] {
+  const groups = new Map<string, { params: P; members: { index: number; enforcement: Enforcement }[] }>();
+  policies.forEach((policy, index) => {
+    const settings = family(policy);
+    if (!settings) return;
+    const group = groups.get(settings.key);
+    if (group) group.members.push({ index, enforcement: settings.enforcement });
+    else groups.set(settings.key, { params: settings.params, members: [{ index, enforcement: settings.enforcement }] });
+  });
+  return [...groups.values()];
+}
+
 /** Compile once per policy generation and reuse the result for every request. */
 export function compilePolicies(policies: readonly ConcurrencyPolicy[], options: CompileOptions = {}): CompiledPolicies {
+  const compiled = policies.map(compilePolicy);
   return {
-    policies: policies.map(compilePolicy),
+    policies: compiled,
+    groups: {
+      gomaxprocs: groupBy(compiled, (p) => p.gomaxprocs),
+      ulimits: groupBy(compiled, (p) => p.ulimits),
+      sysctls: groupBy(compiled, (p) => p.sysctls),
+    },
+    matched: new Uint8Array(compiled.length),
     excludedNamespaces: new Set([...ALWAYS_EXCLUDED_NAMESPACES, ...(options.excludedNamespaces ?? [])]),
     safeSysctls: safeSysctls(options.versions ?? DEFAULT_VERSIONS),
   };

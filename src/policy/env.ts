@@ -31,10 +31,10 @@ export interface EnvValue {
 export interface ResolvedEnv {
   vars: Map<string, EnvValue>;
   /** Prefixes of envFrom sources: a name starting with one may be defined there, unknowably. */
-  envFromPrefixes: string[];
-  /** Indices of every env entry, by name, in order (duplicates included). */
-  entries: Map<string, number[]>;
+  envFromPrefixes: readonly string[];
 }
+
+const NO_PREFIXES: readonly string[] = [];
 
 /** What a resourceFieldRef needs to know about the pod. */
 export interface ResourceResolver {
@@ -115,6 +115,13 @@ function fieldRefValue(fieldPath: string, pod: ResourceResolver): string | undef
 }
 
 const MILLI = 1_000_000n;
+const NUMBER_SAFE_NANO = 1_000_000_000_000_000n;
+
+/** MilliValue(): ceil(nano / 10^6), with a Number fast path (BigInt division is slow on the hot path). */
+function ceilMilli(nano: bigint): number {
+  if (nano >= 0n && nano < NUMBER_SAFE_NANO) return Math.ceil(Number(nano) / 1e6);
+  return Number(nano <= 0n ? nano / MILLI : (nano + MILLI - 1n) / MILLI);
+}
 
 /**
  * The kubelet's convertResourceCPUToString / convertResourceMemoryToString: ceil(value / divisor);
@@ -130,10 +137,9 @@ function resourceFieldValue(ref: { resource: string; divisor: string | undefined
   if (!quantity) return undefined;
   if (resource.endsWith('.cpu')) {
     // math.Ceil(float64(cpu.MilliValue()) / float64(divisor.MilliValue()))
-    const cpuMilli = quantity.nano <= 0n ? quantity.nano / MILLI : (quantity.nano + MILLI - 1n) / MILLI;
-    const divisorMilli = (divisorNano + MILLI - 1n) / MILLI;
-    if (divisorMilli <= 0n) return undefined;
-    return String(Math.ceil(Number(cpuMilli) / Number(divisorMilli)));
+    const divisorMilli = ceilMilli(divisorNano);
+    if (divisorMilli <= 0) return undefined;
+    return String(Math.ceil(ceilMilli(quantity.nano) / divisorMilli));
   }
   // Memory, ephemeral storage, hugepages: ceil(bytes / divisor).
   const bytes = quantity.nano;
@@ -142,12 +148,15 @@ function resourceFieldValue(ref: { resource: string; divisor: string | undefined
 
 export function resolveEnv(container: V1Container, pod: ResourceResolver): ResolvedEnv {
   const vars = new Map<string, EnvValue>();
-  const entries = new Map<string, number[]>();
-  const envFromPrefixes: string[] = [];
-  for (const source of asArray(container.envFrom)) {
-    const record = asRecord(source);
-    if (!record) continue;
-    envFromPrefixes.push(asString(record.prefix) ?? '');
+  let envFromPrefixes = NO_PREFIXES;
+  const envFrom = asArray(container.envFrom);
+  if (envFrom.length > 0) {
+    const prefixes: string[] = [];
+    for (const source of envFrom) {
+      const record = asRecord(source);
+      if (record) prefixes.push(asString(record.prefix) ?? '');
+    }
+    envFromPrefixes = prefixes;
   }
   const selfName = asString(container.name) ?? '';
   const lookup = (name: string): string | undefined | null => {
@@ -161,9 +170,6 @@ export function resolveEnv(container: V1Container, pod: ResourceResolver): Resol
     if (!entry) continue;
     const name = asString(entry.name);
     if (name === undefined) continue;
-    const seen = entries.get(name);
-    if (seen) seen.push(index);
-    else entries.set(name, [index]);
     const literal = asString(entry.value) ?? '';
     const valueFrom = asRecord(entry.valueFrom);
     if (literal !== '' || !valueFrom) {
@@ -189,7 +195,7 @@ export function resolveEnv(container: V1Container, pod: ResourceResolver): Resol
       vars.set(name, { value: '', known: false, source, index });
     }
   }
-  return { vars, envFromPrefixes, entries };
+  return { vars, envFromPrefixes };
 }
 
 /** A variable of the final environment: defined, possibly unknowable, or possibly from envFrom. */

@@ -3,18 +3,15 @@
 // so each carries the strictest enforcement among the policies that raise it.
 import type { V1LimitRange } from '@kubernetes/client-node';
 import type { Enforcement } from '../api/index.ts';
-import type { CompiledPolicies, FamilySettings } from './compile.ts';
+import type { CompiledPolicies, CompiledPolicy, FamilyGroup } from './compile.ts';
 import type { Emit, Finding, RawFinding } from './findings.ts';
 import { stricter, weaker } from './findings.ts';
 import type { PodFacts } from './facts.ts';
 import { podFactsOf, podLocationOf } from './facts.ts';
 import type { Labels } from './labels.ts';
 import { asRecord, asString, asStringRecord } from './shape.ts';
-import type { GomaxprocsParams } from './rules/gomaxprocs.ts';
 import { checkGomaxprocs } from './rules/gomaxprocs.ts';
-import type { UlimitParams } from './rules/ulimits.ts';
 import { checkNriContainers, checkUlimits } from './rules/ulimits.ts';
-import type { SysctlParams } from './rules/sysctls.ts';
 import { checkSysctls } from './rules/sysctls.ts';
 
 export interface EvaluationInput {
@@ -40,24 +37,10 @@ export interface Evaluation {
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 const EMPTY: Evaluation = { findings: [], matchedPolicies: [] };
 
-/** The policies a finding is credited to, and the strictest enforcement among them. */
+/** The matched members of one family group: the policies a finding is credited to. */
 interface Credit {
   enforcement: Enforcement;
-  policies: string[];
-}
-
-interface Bucket<P> extends Credit {
-  settings: FamilySettings<P>;
-}
-
-function addToBuckets<P>(buckets: Map<string, Bucket<P>>, settings: FamilySettings<P>, policy: string): void {
-  const bucket = buckets.get(settings.key);
-  if (bucket) {
-    bucket.enforcement = stricter(bucket.enforcement, settings.enforcement);
-    bucket.policies.push(policy);
-  } else {
-    buckets.set(settings.key, { settings, enforcement: settings.enforcement, policies: [policy] });
-  }
+  group: FamilyGroup<unknown>;
 }
 
 function templateLabels(kind: string, object: unknown): Labels {
@@ -66,6 +49,16 @@ function templateLabels(kind: string, object: unknown): Labels {
   let node = asRecord(object);
   for (const segment of location.root) node = asRecord(node?.[segment]);
   return asStringRecord(asRecord(node?.metadata)?.labels);
+}
+
+/** The strictest enforcement among the group's matched members; undefined when none matched. */
+function creditOf(group: FamilyGroup<unknown>, matched: Uint8Array): Credit | undefined {
+  let enforcement: Enforcement | undefined;
+  for (const member of group.members) {
+    if (matched[member.index] !== 1) continue;
+    enforcement = enforcement === undefined ? member.enforcement : stricter(enforcement, member.enforcement);
+  }
+  return enforcement === undefined ? undefined : { enforcement, group };
 }
 
 export function evaluate(compiled: CompiledPolicies, input: EvaluationInput): Evaluation {
@@ -77,51 +70,59 @@ export function evaluate(compiled: CompiledPolicies, input: EvaluationInput): Ev
   if (namespaceLabels?.[NAMESPACE_NAME_LABEL] !== namespace) namespaceLabels = { ...namespaceLabels, [NAMESPACE_NAME_LABEL]: namespace };
   const labels = templateLabels(input.kind, input.object);
 
-  const matched: string[] = [];
-  let gomaxprocs: Map<string, Bucket<GomaxprocsParams>> | undefined;
-  let ulimits: Map<string, Bucket<UlimitParams>> | undefined;
-  let sysctls: Map<string, Bucket<SysctlParams>> | undefined;
-  for (const policy of compiled.policies) {
-    if (policy.excludeNamespaces.has(namespace)) continue;
-    if (!policy.matchNamespace(namespaceLabels) || !policy.matchPod(labels)) continue;
-    if (policy.excludePod?.(labels)) continue;
-    matched.push(policy.name);
-    if (policy.gomaxprocs) addToBuckets((gomaxprocs ??= new Map<string, Bucket<GomaxprocsParams>>()), policy.gomaxprocs, policy.name);
-    if (policy.ulimits) addToBuckets((ulimits ??= new Map<string, Bucket<UlimitParams>>()), policy.ulimits, policy.name);
-    if (policy.sysctls) addToBuckets((sysctls ??= new Map<string, Bucket<SysctlParams>>()), policy.sysctls, policy.name);
+  const matched = compiled.matched;
+  const matchedPolicies: string[] = [];
+  const policies = compiled.policies;
+  for (let index = 0; index < policies.length; index++) {
+    const policy = policies[index] as CompiledPolicy;
+    const hit = !policy.excludeNamespaces.has(namespace) && policy.matchNamespace(namespaceLabels) && policy.matchPod(labels) && !policy.excludePod?.(labels);
+    matched[index] = hit ? 1 : 0;
+    if (hit) matchedPolicies.push(policy.name);
   }
-  if (matched.length === 0 || (!gomaxprocs && !ulimits && !sysctls)) return { findings: [], matchedPolicies: matched };
+  if (matchedPolicies.length === 0) return { findings: [], matchedPolicies };
 
-  const facts = podFactsOf(input.kind, input.object, input.limitRanges, namespace);
-  if (!facts) return { findings: [], matchedPolicies: matched };
-
-  const findings = new Map<string, Finding>();
+  let facts: PodFacts | undefined;
+  let findings: Map<string, Finding> | undefined;
   const contextCap = input.cap ?? 'Deny';
-  const emitFor = (bucket: Credit): Emit => (raw: RawFinding) => record(findings, facts, raw, bucket, contextCap);
+  const start = (): PodFacts | undefined => (facts ??= podFactsOf(input.kind, input.object, input.limitRanges, namespace));
 
-  for (const bucket of gomaxprocs?.values() ?? []) {
-    const emit = emitFor(bucket);
-    for (const c of facts.containers) checkGomaxprocs(facts, c, bucket.settings.params, emit);
+  for (const group of compiled.groups.gomaxprocs) {
+    const credit = creditOf(group, matched);
+    if (!credit || !start()) continue;
+    const pod = facts as PodFacts;
+    const emit: Emit = (raw) => record((findings ??= new Map<string, Finding>()), pod, raw, credit, compiled, contextCap);
+    for (const c of pod.containers) checkGomaxprocs(pod, c, group.params, emit);
   }
-  for (const bucket of ulimits?.values() ?? []) {
-    const emit = emitFor(bucket);
-    for (const c of facts.containers) checkUlimits(facts, c, bucket.settings.params, emit);
-    checkNriContainers(facts, emit);
+  for (const group of compiled.groups.ulimits) {
+    const credit = creditOf(group, matched);
+    if (!credit || !start()) continue;
+    const pod = facts as PodFacts;
+    const emit: Emit = (raw) => record((findings ??= new Map<string, Finding>()), pod, raw, credit, compiled, contextCap);
+    for (const c of pod.containers) checkUlimits(pod, c, group.params, emit);
+    checkNriContainers(pod, emit);
   }
-  if (facts.sysctls.length > 0) {
-    for (const bucket of sysctls?.values() ?? []) {
-      checkSysctls(facts, bucket.settings.params, compiled.safeSysctls, emitFor(bucket));
-    }
+  for (const group of compiled.groups.sysctls) {
+    const credit = creditOf(group, matched);
+    if (!credit || !start()) continue;
+    const pod = facts as PodFacts;
+    if (pod.sysctls.length === 0) break;
+    checkSysctls(pod, group.params, compiled.safeSysctls, (raw) => record((findings ??= new Map<string, Finding>()), pod, raw, credit, compiled, contextCap));
   }
-  return { findings: [...findings.values()], matchedPolicies: matched };
+  return { findings: findings ? [...findings.values()] : [], matchedPolicies };
 }
 
-function record(findings: Map<string, Finding>, facts: PodFacts, raw: RawFinding, bucket: Credit, contextCap: Enforcement): void {
-  let enforcement = weaker(weaker(bucket.enforcement, raw.cap), contextCap);
+function creditedPolicies(credit: Credit, compiled: CompiledPolicies): string[] {
+  const names: string[] = [];
+  for (const member of credit.group.members) if (compiled.matched[member.index] === 1) names.push((compiled.policies[member.index] as CompiledPolicy).name);
+  return names;
+}
+
+function record(findings: Map<string, Finding>, facts: PodFacts, raw: RawFinding, credit: Credit, compiled: CompiledPolicies, contextCap: Enforcement): void {
+  let enforcement = weaker(weaker(credit.enforcement, raw.cap), contextCap);
   // A finding that rests on a LimitRange default is at most a warning on a template: LimitRanger
   // defaults only Pods, so the template itself does not carry the value.
   if (facts.location.isTemplate && (raw.values.cpuLimitDefaulted === true || raw.values.cpuRequestDefaulted === true)) enforcement = weaker(enforcement, 'Warn');
-  if (raw.container !== undefined && isEphemeral(facts, raw.container)) enforcement = weaker(enforcement, 'Warn');
+  if (raw.container !== undefined && facts.hasEphemeral && isEphemeral(facts, raw.container)) enforcement = weaker(enforcement, 'Warn');
   const key = `${raw.rule}|${raw.container ?? ''}|${raw.subject}`;
   const existing = findings.get(key);
   if (existing) {
@@ -130,7 +131,7 @@ function record(findings: Map<string, Finding>, facts: PodFacts, raw: RawFinding
       existing.message = raw.message;
       existing.values = raw.values;
     }
-    for (const policy of bucket.policies) if (!existing.policies.includes(policy)) existing.policies.push(policy);
+    for (const policy of creditedPolicies(credit, compiled)) if (!existing.policies.includes(policy)) existing.policies.push(policy);
     return;
   }
   const finding: Finding = {
@@ -140,7 +141,7 @@ function record(findings: Map<string, Finding>, facts: PodFacts, raw: RawFinding
     message: raw.message,
     fix: raw.fix,
     enforcement,
-    policies: [...bucket.policies],
+    policies: creditedPolicies(credit, compiled),
     key,
   };
   if (raw.container !== undefined) finding.container = raw.container;

@@ -64,7 +64,7 @@ export interface ContainerFacts {
   securityContextUlimits?: UlimitEntry[];
   shell?: ShellInvocation;
   /** The script after the kubelet's `$(VAR)` expansion of command and args. */
-  argv: string[];
+  argv: readonly string[];
 }
 
 export interface UlimitEntry {
@@ -106,14 +106,14 @@ export interface PodFacts {
   annotations?: Readonly<Record<string, string>>;
   hasAnnotations: boolean;
   containers: ContainerFacts[];
+  hasEphemeral: boolean;
   podCpuLimit?: Quantity;
   sysctls: SysctlFacts[];
   hasSysctls: boolean;
   hostNetwork: boolean;
   hostIPC: boolean;
   hostUsers: boolean;
-  /** Names of the pod's containers, for NRI annotations naming a container that does not exist. */
-  containerNames: Set<string>;
+  /** NRI annotations naming no container of the pod (they apply to nothing). */
   nriKeysWithoutContainer: string[];
 }
 
@@ -216,6 +216,18 @@ function quantityText(value: unknown): string | undefined {
 }
 
 const LISTS: readonly ContainerList[] = ['initContainers', 'containers', 'ephemeralContainers'];
+const NO_KEYS: string[] = [];
+const UNRESOLVED_ENV: ResolvedEnv = { vars: new Map(), envFromPrefixes: [] };
+
+function namesCapability(list: unknown, capability: string): boolean {
+  if (!Array.isArray(list)) return false;
+  for (const item of list) {
+    if (typeof item !== 'string') continue;
+    const name = item.toUpperCase();
+    if (name === capability || name === `CAP_${capability}`) return true;
+  }
+  return false;
+}
 
 /** Builds PodFacts for the pod spec of `object` (a Pod or a workload); undefined when there is none. */
 export function podFactsOf(kind: string, object: unknown, limitRanges: readonly V1LimitRange[] | undefined, namespace: string | undefined): PodFacts | undefined {
@@ -252,14 +264,14 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
     annotations,
     hasAnnotations: asRecord(metadata?.annotations) !== undefined,
     containers: [],
+    hasEphemeral: asArray(spec.ephemeralContainers).length > 0,
     podCpuLimit,
     sysctls: [],
     hasSysctls: Array.isArray(podSecurity?.sysctls),
     hostNetwork: spec.hostNetwork === true,
     hostIPC: spec.hostIPC === true,
     hostUsers: spec.hostUsers !== false,
-    containerNames: new Set(),
-    nriKeysWithoutContainer: [],
+    nriKeysWithoutContainer: NO_KEYS,
   };
 
   const resolver: ResourceResolver = {
@@ -294,7 +306,6 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
       const container = asRecord(items[index]);
       if (!container) continue;
       const name = asString(container.name) ?? '';
-      facts.containerNames.add(name);
       const resources = asRecord(container.resources);
       const limits = asRecord(resources?.limits);
       const requests = asRecord(resources?.requests);
@@ -321,14 +332,13 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
       const runAsUser = asInteger(containerSecurity?.runAsUser) ?? asInteger(podSecurity?.runAsUser);
       const runAsNonRoot = (containerSecurity?.runAsNonRoot ?? podSecurity?.runAsNonRoot) === true;
       const capabilities = asRecord(containerSecurity?.capabilities);
-      const added = asArray(capabilities?.add).map((c) => String(c).toUpperCase().replace(/^CAP_/, ''));
-      const dropped = asArray(capabilities?.drop).map((c) => String(c).toUpperCase().replace(/^CAP_/, ''));
-      const dropsSysResource = dropped.includes('ALL') || dropped.includes('SYS_RESOURCE');
+      const addsSysResource = capabilities ? namesCapability(capabilities.add, 'SYS_RESOURCE') : false;
+      const dropsSysResource = capabilities ? namesCapability(capabilities.drop, 'SYS_RESOURCE') || namesCapability(capabilities.drop, 'ALL') : false;
       const privileged = containerSecurity?.privileged === true;
       let canRaiseHard: boolean | 'unknown';
-      if (runAsUser === 0) canRaiseHard = privileged || !dropsSysResource || added.includes('SYS_RESOURCE');
+      if (runAsUser === 0) canRaiseHard = privileged || !dropsSysResource || addsSysResource;
       else if (runAsUser !== undefined || runAsNonRoot) canRaiseHard = false; // no ambient capabilities
-      else canRaiseHard = dropsSysResource && !added.includes('SYS_RESOURCE') ? false : 'unknown';
+      else canRaiseHard = dropsSysResource && !addsSysResource ? false : 'unknown';
       facts.containers.push({
         name,
         list,
@@ -341,13 +351,27 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
         cpuLimitDefaulted,
         cpuRequest,
         cpuRequestDefaulted,
-        env: { vars: new Map(), envFromPrefixes: [], entries: new Map() },
+        env: UNRESOLVED_ENV,
         runAsUser,
         runAsNonRoot,
         canRaiseHard,
-        addsSysResource: added.includes('SYS_RESOURCE'),
-        argv: [],
+        addsSysResource,
+        argv: NO_KEYS,
       });
+    }
+  }
+
+  // NRI annotations by container name, the current key winning over the legacy one; one scan.
+  let nriKeys: Map<string, string> | undefined;
+  if (annotations) {
+    for (const key in annotations) {
+      if (key.charCodeAt(0) !== 117 /* u */) continue;
+      if (key.startsWith(NRI_ANNOTATION_PREFIX)) {
+        (nriKeys ??= new Map()).set(key.slice(NRI_ANNOTATION_PREFIX.length), key);
+      } else if (key.startsWith(NRI_LEGACY_ANNOTATION_PREFIX)) {
+        const name = key.slice(NRI_LEGACY_ANNOTATION_PREFIX.length);
+        if (!nriKeys?.has(name)) (nriKeys ??= new Map()).set(name, key);
+      }
     }
   }
 
@@ -370,13 +394,11 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
       if (shell && known) facts_.shell = shell;
       else if (shell) facts_.shell = { ...shell, script: '$(__unresolved__)' };
     }
-    if (annotations) {
-      for (const prefix of [NRI_ANNOTATION_PREFIX, NRI_LEGACY_ANNOTATION_PREFIX]) {
-        const key = prefix + facts_.name;
-        const text = annotations[key];
-        if (text === undefined) continue;
-        facts_.nri = { key, ...parseNriAnnotation(text) };
-        break;
+    if (nriKeys) {
+      const key = nriKeys.get(facts_.name);
+      if (key !== undefined) {
+        facts_.nri = { key, ...parseNriAnnotation((annotations as Record<string, string>)[key] as string) };
+        nriKeys.delete(facts_.name);
       }
     }
     const ulimits = asRecord(container.securityContext)?.ulimits;
@@ -399,12 +421,8 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
     }
   }
 
-  if (annotations) {
-    for (const key in annotations) {
-      const prefix = key.startsWith(NRI_ANNOTATION_PREFIX) ? NRI_ANNOTATION_PREFIX : key.startsWith(NRI_LEGACY_ANNOTATION_PREFIX) ? NRI_LEGACY_ANNOTATION_PREFIX : undefined;
-      if (prefix && !facts.containerNames.has(key.slice(prefix.length))) facts.nriKeysWithoutContainer.push(key);
-    }
-  }
+  // What is left names no container.
+  if (nriKeys && nriKeys.size > 0) facts.nriKeysWithoutContainer = [...nriKeys.values()];
 
   const sysctls = asArray(podSecurity?.sysctls);
   for (let index = 0; index < sysctls.length; index++) {

@@ -246,8 +246,12 @@ export function milliValue(q: Quantity): bigint {
   return q.nano > 0n && q.nano % NANO_PER_MILLI !== 0n ? m + 1n : m;
 }
 
+const NUMBER_SAFE_NANO = 1_000_000_000_000_000n;
+
 /** ceil(q) in whole units (cores, for CPU): what GOMAXPROCS must not exceed. */
 export function ceilUnits(q: Quantity): number {
+  // Number fast path: exact below 10^15 nano (a million cores), and BigInt division is slow.
+  if (q.nano >= 0n && q.nano < NUMBER_SAFE_NANO) return Math.ceil(Number(q.nano) / 1e9);
   const whole = q.nano / NANO_PER_UNIT;
   const rounded = q.nano > 0n && q.nano % NANO_PER_UNIT !== 0n ? whole + 1n : whole;
   return rounded > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(rounded);
