@@ -66,6 +66,8 @@ export class LeaderElector {
   /** The last Lease read or written, and when (on our monotonic clock) its spec last changed. */
   private observed: Lease | undefined;
   private observedAt = 0;
+  /** When the observed holder's lease runs out on our clock, unless it renews first. */
+  private observedExpiresAt = 0;
   private term: AbortController | undefined;
   private leadingWaiters: ((signal: AbortSignal) => void)[] = [];
   private readonly metrics: {
@@ -134,7 +136,11 @@ export class LeaderElector {
         this.startTerm();
         return true;
       }
-      if (!(await this.pause(this.retryPeriodMs * (1 + 0.2 * Math.random()), signal))) return false;
+      // Try again after the retry period, or right when the holder's lease runs out if that is sooner:
+      // polling alone would add up to a whole retry period to every handover after a crash.
+      const untilExpiry = this.observedExpiresAt - performance.now();
+      const wait = Math.min(this.retryPeriodMs * (1 + 0.2 * Math.random()), Math.max(10, untilExpiry + 10));
+      if (!(await this.pause(wait, signal))) return false;
     }
     return false;
   }
@@ -237,7 +243,8 @@ export class LeaderElector {
       const spec = current.spec ?? {};
       const holder = spec.holderIdentity ?? '';
       const durationMs = (spec.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
-      if (holder !== '' && holder !== this.identity && performance.now() < this.observedAt + durationMs) return false;
+      this.observedExpiresAt = this.observedAt + durationMs;
+      if (holder !== '' && holder !== this.identity && performance.now() < this.observedExpiresAt) return false;
       const next: LeaseSpec = holder === this.identity
         ? { ...spec, ...ours, acquireTime: spec.acquireTime ?? ours.acquireTime, leaseTransitions: spec.leaseTransitions ?? 0 }
         : { ...ours, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 };
