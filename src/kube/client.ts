@@ -89,6 +89,7 @@ export interface RequestOptions {
 
 export interface ListOptions {
   namespace?: string;
+  signal?: AbortSignal;
   labelSelector?: string;
   fieldSelector?: string;
   limit?: number;
@@ -295,6 +296,7 @@ export class KubeClient {
   listPage<T extends KubeObject>(resource: ResourceType, options: ListOptions = {}): Promise<KubeList<T>> {
     return this.request<KubeList<T>>({
       method: 'GET', path: resourcePath(resource, options.namespace),
+      ...(options.signal ? { signal: options.signal } : {}),
       query: {
         labelSelector: options.labelSelector, fieldSelector: options.fieldSelector,
         limit: options.limit, continue: options.continue, resourceVersion: options.resourceVersion,

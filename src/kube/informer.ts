@@ -136,6 +136,7 @@ export class Informer<T extends KubeObject> {
     return [...this.cache.keys()];
   }
 
+  /** The cached objects themselves: read them, never mutate them (copy first). */
   list(namespace?: string): T[] {
     const all = [...this.cache.values()];
     return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
@@ -215,6 +216,7 @@ export class Informer<T extends KubeObject> {
       ...(labelSelector ? { labelSelector } : {}),
       ...(fieldSelector ? { fieldSelector } : {}),
       pageSize: this.options.pageSize ?? 500,
+      signal,
     });
     if (signal.aborted) return;
     const fresh = new Map<string, T>();

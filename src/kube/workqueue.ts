@@ -5,6 +5,7 @@
 // only the key and read the current state themselves, so coalescing many adds into one run loses nothing.
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
+import { ApiError, RequestTimeoutError, WatchStalledError } from './client.ts';
 import { describeError, silentLogger, type KubeLogger } from './logger.ts';
 import { counterIn, gaugeIn, histogramIn, WORKQUEUE_BUCKETS } from './metrics.ts';
 
@@ -29,6 +30,24 @@ export class PermanentError extends Error {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
   }
+}
+
+/**
+ * What an error from the API server means for a retry: Conflict, Too Many Requests, timeouts, 5xx and
+ * network errors are temporary (honouring Retry-After); Bad Request, Forbidden, Not Found, Invalid and
+ * other 4xx are permanent until something changes (a new event adds the key again).
+ */
+export function classifyError(error: unknown): TemporaryError | PermanentError {
+  if (error instanceof TemporaryError || error instanceof PermanentError) return error;
+  if (error instanceof ApiError) {
+    const retryAfterMs = error.retryAfterSeconds ? error.retryAfterSeconds * 1000 : undefined;
+    if (error.status === 409 || error.status === 429 || error.status >= 500 || error.status === 0) {
+      return new TemporaryError(error.message, { cause: error, ...(retryAfterMs ? { retryAfterMs } : {}) });
+    }
+    return new PermanentError(error.message, { cause: error });
+  }
+  if (error instanceof RequestTimeoutError || error instanceof WatchStalledError) return new TemporaryError(error.message, { cause: error });
+  return new TemporaryError(describeError(error), { cause: error });
 }
 
 export type Reconciler = (key: string, signal: AbortSignal) => Promise<ReconcileResult | void>;
@@ -100,6 +119,11 @@ export class WorkQueue {
     this.pump();
   }
 
+  /** Keys that will run (queued or waiting out a backoff), for tests and debugging. */
+  pendingKeys(): string[] {
+    return [...new Set([...this.queue, ...this.delayed.keys()])];
+  }
+
   /**
    * Stops taking keys and aborts the signal handed to running reconciles (leadership lost); resolves
    * when the running ones have returned. Queued keys are kept for a later start().
@@ -109,8 +133,11 @@ export class WorkQueue {
     if (!controller) return;
     this.controller = undefined;
     controller.abort(new Error(`work queue ${this.name} stopped`));
+    // Keys waiting out a backoff are not forgotten: they run first thing after the next start().
+    const waiting = [...this.delayed.keys()];
     for (const [, entry] of this.delayed) clearTimeout(entry.timer);
     this.delayed.clear();
+    for (const key of waiting) this.add(key);
     if (this.active > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
   }
 

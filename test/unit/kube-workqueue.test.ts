@@ -3,7 +3,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PermanentError, TemporaryError, WorkQueue, type Reconciler } from '../../src/kube/workqueue.ts';
+import { PermanentError, TemporaryError, WorkQueue, classifyError, type Reconciler } from '../../src/kube/workqueue.ts';
+import { ApiError, RequestTimeoutError } from '../../src/kube/client.ts';
 
 const queues: WorkQueue[] = [];
 function queue(reconcile: Reconciler, options: Partial<ConstructorParameters<typeof WorkQueue>[0]> = {}): WorkQueue {
@@ -178,5 +179,34 @@ describe('WorkQueue', () => {
     for (const name of ['workqueue_depth', 'workqueue_retries_total', 'workqueue_queue_duration_seconds_bucket', 'workqueue_work_duration_seconds_bucket', 'controller_runtime_reconcile_time_seconds_bucket', 'controller_runtime_active_workers', 'controller_runtime_max_concurrent_reconciles']) {
       expect(text).toContain(name);
     }
+  });
+
+  it('keeps keys that were waiting out a backoff across stop() and start()', async () => {
+    let calls = 0;
+    const q = queue(async () => {
+      calls++;
+      if (calls === 1) throw new TemporaryError('x', { retryAfterMs: 60_000 });
+      return Promise.resolve();
+    });
+    q.start();
+    q.add('k');
+    await until(() => q.waiting === 1);
+    await q.stop();
+    expect(q.pendingKeys()).toEqual(['k']);
+    q.start();
+    await until(() => calls === 2);
+  });
+
+  it('classifies API errors for retry', () => {
+    const api = (status: number, retryAfter?: string) => new ApiError(status, { reason: 'r', message: 'm' }, 'GET', '/x', retryAfter);
+    expect(classifyError(api(409))).toBeInstanceOf(TemporaryError);
+    expect(classifyError(api(503))).toBeInstanceOf(TemporaryError);
+    const throttled = classifyError(api(429, '7'));
+    expect(throttled).toBeInstanceOf(TemporaryError);
+    expect((throttled as TemporaryError).retryAfterMs).toBe(7000);
+    expect(classifyError(api(422))).toBeInstanceOf(PermanentError);
+    expect(classifyError(api(403))).toBeInstanceOf(PermanentError);
+    expect(classifyError(new RequestTimeoutError('slow'))).toBeInstanceOf(TemporaryError);
+    expect(classifyError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBeInstanceOf(TemporaryError);
   });
 });
