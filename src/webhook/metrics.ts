@@ -40,7 +40,7 @@ export class WebhookMetrics {
     });
     this.inFlight = new Gauge({
       name: 'controller_runtime_webhook_requests_in_flight',
-      help: 'Admission requests being served.',
+      help: 'Admission reviews whose evaluation is pending (asynchronous evaluations only; synchronous ones finish within the request tick).',
       labelNames: ['webhook'], registers,
     });
     this.decisions = new Counter({
