@@ -5,7 +5,7 @@
 //   bash: `-n N` sets soft and hard; several options in one call; `-u` processes, `-p` pipe size (read-only);
 //         values may be `unlimited`, `hard`, `soft`.
 //   dash: `-n N` sets both; one resource per call ("too many arguments"); `-p` processes, `-u` illegal;
-//         values number or `unlimited`.
+//         of -H and -S only the last counts; values number or `unlimited`.
 //   ash (BusyBox): like bash for options, `-u` processes, `-p` invalid; values number or `unlimited`.
 // Only literal shell text and the container's known environment are used: anything else is "unresolved"
 // and never leads to a denial.
@@ -370,8 +370,14 @@ function parseUlimitCall(dialect: Dialect, args: readonly string[]): UlimitCall 
       if (dialect === 'dash' && operands > 0) return { mode: { soft, hard }, settings, error: 'too-many-arguments' };
       if (arg === '--') continue;
       for (const letter of arg.slice(1)) {
-        if (letter === 'H') hard = true;
-        else if (letter === 'S') soft = true;
+        // dash keeps only the last of -H and -S (`-SH` sets the hard limit alone); bash and ash add them up.
+        if (letter === 'H') {
+          hard = true;
+          if (dialect === 'dash') soft = false;
+        } else if (letter === 'S') {
+          soft = true;
+          if (dialect === 'dash') hard = false;
+        }
         else if (letter === 'a') pending = undefined;
         else {
           const option = resourceFor(dialect, letter);
