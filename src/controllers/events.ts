@@ -1,6 +1,7 @@
 // Events (events.k8s.io/v1) on state changes a person should see in `kubectl describe` / `kubectl events`:
 // a policy becoming Ready or losing it, and violations appearing or clearing. One Event per change, never
 // one per reconcile. Cluster-scoped objects' events go to the `default` namespace, as client-go does.
+import { randomBytes } from 'node:crypto';
 import { describeError, microTime, type KubeClient, type KubeLogger, type ResourceType } from '../kube/index.ts';
 
 export const EVENTS: ResourceType = { group: 'events.k8s.io', version: 'v1', kind: 'Event', plural: 'events', namespaced: true };
@@ -34,7 +35,8 @@ export class EventRecorder {
     try {
       await this.options.client.create(EVENTS, {
         apiVersion: 'events.k8s.io/v1', kind: 'Event',
-        metadata: { generateName: `${target.name}.`, namespace },
+        // client-go's naming (generateName may not end in '.'): the object's name and a unique suffix.
+        metadata: { name: `${target.name}.${Date.now().toString(16)}${randomBytes(2).toString('hex')}`, namespace },
         eventTime: microTime(Date.now()),
         reportingController: REPORTING_CONTROLLER,
         reportingInstance: this.options.instance.slice(0, 128),

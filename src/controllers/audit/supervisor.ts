@@ -81,7 +81,9 @@ export class AuditSupervisor {
       connection: this.options.connection, settings: this.options.settings,
       engineModule: this.options.engineModule ?? DEFAULT_ENGINE_MODULE, logLevel: this.options.logLevel,
     };
-    const worker = new Worker(WORKER_URL, { workerData: data, name: 'concurrency-guard-audit' });
+    // A worker inherits the process's execArgv; --input-type (a parent started with -e) makes it refuse a file.
+    const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--input-type'));
+    const worker = new Worker(WORKER_URL, { workerData: data, name: 'concurrency-guard-audit', execArgv });
     this.worker = worker;
     worker.on('message', (message: FromWorker) => this.received(message));
     worker.on('error', (error) => this.options.logger.error({ error: describeError(error) }, 'audit worker failed'));
