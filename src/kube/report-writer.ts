@@ -9,6 +9,7 @@
 //    API server's status strategy replaces the request's metadata with the stored one.)
 // A write identical to what this writer last applied to the same pod's report is skipped: report volume
 // is what takes etcd down.
+import { createHash } from 'node:crypto';
 import type { ConcurrencyReport, ConcurrencyReportStatus } from '../api/index.ts';
 import { Applier, type FieldManager } from './apply.ts';
 import { isConflict, isNotFound, type KubeClient, type KubeObject } from './client.ts';
@@ -52,7 +53,7 @@ export class ReportWriter {
   private readonly log: KubeLogger;
   /** Per report key: the report (uid) we made sure belongs to this pod uid. */
   private readonly ensured = new Map<string, { podUID: string; reportUID: string; nodeName: string }>();
-  /** Per report key: what we last applied to its status. */
+  /** Per report key: a digest of what we last applied to its status. */
   private readonly lastApplied = new Map<string, { podUID: string; status: string }>();
 
   constructor(options: ReportWriterOptions) {
@@ -67,10 +68,11 @@ export class ReportWriter {
    */
   async write(pod: ReportPod, status: ConcurrencyReportStatus): Promise<ReportWriteOutcome> {
     const key = `${pod.namespace}/${pod.name}`;
-    const statusJson = canonicalJson(status);
+    // A digest, not the JSON: the controller keeps one per pod (10k pods × a few KiB would be tens of MiB).
+    const statusDigest = createHash('sha256').update(canonicalJson(status)).digest('base64');
     const last = this.lastApplied.get(key);
     const ensured = this.ensured.get(key);
-    if (last && last.podUID === pod.uid && last.status === statusJson
+    if (last && last.podUID === pod.uid && last.status === statusDigest
       && ensured?.podUID === pod.uid && ensured.nodeName === (pod.nodeName ?? '')) return 'unchanged';
     let outcome: ReportWriteOutcome = 'updated';
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -100,7 +102,7 @@ export class ReportWriter {
           metadata: { name: pod.name, namespace: pod.namespace, ...(resourceVersion ? { resourceVersion } : {}) },
           status,
         });
-        this.lastApplied.set(key, { podUID: pod.uid, status: statusJson });
+        this.lastApplied.set(key, { podUID: pod.uid, status: statusDigest });
         return outcome;
       } catch (error) {
         // 404: deleted since we looked (pod gone, or the controller's TTL); 409: written since we looked
