@@ -199,19 +199,51 @@ export function netnsEntries(pods: readonly PodNetns[], nodeNetns?: string): Net
   return [...entries.values()];
 }
 
-/** Previous sample per netns key; keeps only keys seen in the last observe round. */
+/**
+ * Samples per netns key. Rates are taken against the oldest sample at most `windowMs` old (default 0:
+ * the previous sample), so with a 60 s window DROPS/MIN is the drops of the last minute and a burst
+ * holds the level for a minute instead of flickering for one tick; movedSincePrevious() says whether
+ * a counter moved since the previous tick, which is what triggers the (slow) listener read.
+ */
 export class NetnsHistory {
-  private readonly previous = new Map<string, NetnsSample>();
+  private readonly samples = new Map<string, NetnsSample[]>();
+  private readonly moved = new Map<string, boolean>();
+  private readonly windowMs: number;
 
-  /** Rates since this key's previous sample (undefined on the first), and remembers this one. */
+  constructor(windowMs = 0) {
+    this.windowMs = windowMs;
+  }
+
+  /** Rates over the window ending at this sample (undefined on the first), and remembers this one. */
   observe(key: string, sample: NetnsSample): ListenRates | undefined {
-    const before = this.previous.get(key);
-    this.previous.set(key, sample);
-    return before ? listenRates(before, sample) : undefined;
+    let list = this.samples.get(key);
+    if (!list) {
+      list = [];
+      this.samples.set(key, list);
+    }
+    const previous = list.at(-1);
+    if (previous && sample.time <= previous.time) return undefined;
+    const sinceLast = previous ? listenRates(previous, sample) : undefined;
+    this.moved.set(key, queueCounterMoved(sinceLast));
+    if (previous && sinceLast === undefined) list.length = 0; // counters went backwards: a new netns
+    // Keep the newest sample at or beyond the window's start, so the window always spans windowMs.
+    while (list.length > 1 && (list[1]?.time ?? Infinity) <= sample.time - this.windowMs) list.shift();
+    const base = list[0];
+    list.push(sample);
+    return base ? listenRates(base, sample) : undefined;
+  }
+
+  /** Whether an overflow or SYN-queue counter moved between this key's last two samples. */
+  movedSincePrevious(key: string): boolean {
+    return this.moved.get(key) ?? false;
   }
 
   keepOnly(keys: Iterable<string>): void {
     const live = new Set(keys);
-    for (const key of this.previous.keys()) if (!live.has(key)) this.previous.delete(key);
+    for (const key of this.samples.keys()) {
+      if (live.has(key)) continue;
+      this.samples.delete(key);
+      this.moved.delete(key);
+    }
   }
 }
