@@ -76,8 +76,10 @@ function compileSysctlParams(allowedUnsafe: readonly unknown[], minimums: Record
     const allowedPrefixes: string[] = [];
     for (const pattern of allowedUnsafe) {
       if (typeof pattern !== 'string') continue;
+      // As the kubelet reads --allowed-unsafe-sysctls: everything before the first `*` is a prefix.
       const normalized = normalizeSysctlName(pattern);
-      if (normalized.endsWith('*')) allowedPrefixes.push(normalized.slice(0, -1));
+      const star = normalized.indexOf('*');
+      if (star >= 0) allowedPrefixes.push(normalized.slice(0, star));
       else allowedExact.add(normalized);
     }
     const minimumMap = new Map<string, number>();

@@ -9,6 +9,7 @@ export const SYSCTL_RULES = {
   unsafeNotAllowed: 'sysctls/unsafe-not-allowed',
   hostNetwork: 'sysctls/host-network',
   hostIPC: 'sysctls/host-ipc',
+  hostUsers: 'sysctls/host-users',
   belowMinimum: 'sysctls/below-minimum',
   synBacklogBelowSomaxconn: 'sysctls/syn-backlog-below-somaxconn',
   syncookiesOff: 'sysctls/syncookies-off',
@@ -52,6 +53,8 @@ const SAFE_SYSCTLS: readonly SafeSysctl[] = [
   { name: 'net.ipv4.tcp_keepalive_probes', sinceKubernetesMinor: 29, kernel: [4, 5] },
   { name: 'net.ipv4.tcp_rmem', sinceKubernetesMinor: 32, kernel: [4, 15] },
   { name: 'net.ipv4.tcp_wmem', sinceKubernetesMinor: 32, kernel: [4, 15] },
+  { name: 'net.ipv4.tcp_slow_start_after_idle', sinceKubernetesMinor: 37, kernel: [4, 15] },
+  { name: 'net.ipv4.tcp_notsent_lowat', sinceKubernetesMinor: 37, kernel: [4, 6] },
 ];
 
 export function safeSysctls(versions: Versions): Set<string> {
@@ -67,13 +70,31 @@ export function safeSysctls(versions: Versions): Set<string> {
 /** Sysctls under a namespaced prefix that the kernel nevertheless keeps global. */
 const GLOBAL_DESPITE_PREFIX = new Set(['net.core.netdev_max_backlog']);
 
-export type SysctlNamespace = 'net' | 'ipc' | undefined;
+export type SysctlNamespace = 'net' | 'ipc' | 'uts' | 'user' | undefined;
 
-/** The kubelet's namespacedBy plus the kernel's exceptions; undefined = not namespaced. */
+// k8s.io/component-helpers/node/util/sysctl/namespace.go (v0.37): exact names, then prefixes.
+const NAMESPACE_BY_NAME: ReadonlyMap<string, SysctlNamespace> = new Map<string, SysctlNamespace>([
+  ['kernel.domainname', 'uts'],
+  ['kernel.sem', 'ipc'],
+  ['kernel.shmall', 'ipc'],
+  ['kernel.shmmax', 'ipc'],
+  ['kernel.shmmni', 'ipc'],
+  ['kernel.shm_rmid_forced', 'ipc'],
+  ['kernel.shm', 'ipc'],
+  ['kernel.msgmax', 'ipc'],
+  ['kernel.msgmnb', 'ipc'],
+  ['kernel.msgmni', 'ipc'],
+  ['kernel.msg', 'ipc'],
+]);
+
+/** The kubelet's namespaceOf plus the kernel's exceptions; undefined = not namespaced. */
 export function sysctlNamespace(name: string): SysctlNamespace {
   if (GLOBAL_DESPITE_PREFIX.has(name)) return undefined;
+  const exact = NAMESPACE_BY_NAME.get(name);
+  if (exact) return exact;
   if (name.startsWith('net.')) return 'net';
-  if (name === 'kernel.sem' || name.startsWith('kernel.shm') || name.startsWith('kernel.msg') || name.startsWith('fs.mqueue.')) return 'ipc';
+  if (name.startsWith('fs.mqueue.')) return 'ipc';
+  if (name.startsWith('user.')) return 'user';
   return undefined;
 }
 
@@ -128,6 +149,15 @@ export function checkSysctls(pod: PodFacts, params: SysctlParams, safe: Readonly
         message: `${s.declaredName} with hostIPC would change the node's IPC namespace; the API server rejects it since 1.29`,
         fix: `Remove ${s.declaredName} or hostIPC.`,
         cap: 'Deny',
+      });
+    }
+    if (ns === 'user' && pod.hostUsers) {
+      emit({
+        rule: R.hostUsers, path, subject: s.name, values: { sysctl: s.declaredName, hostUsers: true },
+        message: `${s.declaredName} belongs to the user namespace, which the pod shares with the node unless hostUsers is false: the kubelet rejects it`,
+        fix: 'Set hostUsers: false.',
+        cap: 'Deny',
+        patch: () => [{ op: 'add', path: `${pod.specPointer}/hostUsers`, value: false }],
       });
     }
     const minimum = params.minimums.get(s.name);
