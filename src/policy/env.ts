@@ -32,6 +32,7 @@ export interface ResolvedEnv {
   vars: Map<string, EnvValue>;
   /** Prefixes of envFrom sources: a name starting with one may be defined there, unknowably. */
   envFromPrefixes: readonly string[];
+  serviceLinks: boolean;
 }
 
 const NO_PREFIXES: readonly string[] = [];
@@ -47,6 +48,16 @@ export interface ResourceResolver {
   annotations: Readonly<Record<string, string>> | undefined;
   name: string | undefined;
   namespace: string | undefined;
+  /** spec.enableServiceLinks is not false: Service variables (FOO_SERVICE_HOST, …) are in scope. */
+  serviceLinks: boolean;
+}
+
+// Docker-links style variables the kubelet adds for Services (pkg/kubelet/envvars): `$(X_SERVICE_PORT)`
+// may resolve to one, unknowably. KUBERNETES_* (the API server's Service) is there even without links.
+const SERVICE_VARIABLE = /^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$/;
+
+function mayBeServiceVariable(name: string, serviceLinks: boolean): boolean {
+  return (serviceLinks || name.startsWith('KUBERNETES_')) && SERVICE_VARIABLE.test(name);
 }
 
 const OPERATOR = 36; // '$'
@@ -162,7 +173,7 @@ export function resolveEnv(container: V1Container, pod: ResourceResolver): Resol
   const lookup = (name: string): string | undefined | null => {
     const defined = vars.get(name);
     if (defined) return defined.known ? defined.value : null;
-    return mayComeFromEnvFrom(name, envFromPrefixes) ? null : undefined;
+    return mayComeFromEnvFrom(name, envFromPrefixes) || mayBeServiceVariable(name, pod.serviceLinks) ? null : undefined;
   };
   const env = asArray(container.env);
   for (let index = 0; index < env.length; index++) {
@@ -195,14 +206,15 @@ export function resolveEnv(container: V1Container, pod: ResourceResolver): Resol
       vars.set(name, { value: '', known: false, source, index });
     }
   }
-  return { vars, envFromPrefixes };
+  return { vars, envFromPrefixes, serviceLinks: pod.serviceLinks };
 }
 
 /** A variable of the final environment: defined, possibly unknowable, or possibly from envFrom. */
+/** 'maybe-envFrom': possibly defined by envFrom or a Service variable, unknowably. */
 export function lookupEnv(env: ResolvedEnv, name: string): EnvValue | 'maybe-envFrom' | undefined {
   const value = env.vars.get(name);
   if (value) return value;
-  return mayComeFromEnvFrom(name, env.envFromPrefixes) ? 'maybe-envFrom' : undefined;
+  return mayComeFromEnvFrom(name, env.envFromPrefixes) || mayBeServiceVariable(name, env.serviceLinks) ? 'maybe-envFrom' : undefined;
 }
 
 /** The kubelet expands `$(VAR)` in command and args with the whole final environment. */

@@ -217,7 +217,7 @@ function quantityText(value: unknown): string | undefined {
 
 const LISTS: readonly ContainerList[] = ['initContainers', 'containers', 'ephemeralContainers'];
 const NO_KEYS: string[] = [];
-const UNRESOLVED_ENV: ResolvedEnv = { vars: new Map(), envFromPrefixes: [] };
+const UNRESOLVED_ENV: ResolvedEnv = { vars: new Map(), envFromPrefixes: [], serviceLinks: false };
 
 function namesCapability(list: unknown, capability: string): boolean {
   if (!Array.isArray(list)) return false;
@@ -297,6 +297,7 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
     annotations,
     name: facts.name,
     namespace: facts.namespace,
+    serviceLinks: spec.enableServiceLinks !== false,
   };
 
   // First pass: names and resources (a resourceFieldRef may name another container).

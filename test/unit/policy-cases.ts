@@ -219,6 +219,8 @@ export const CASES: PolicyCase[] = [
   { name: '$(CPUS) from a ConfigMap is unknowable', boundary: true, object: pod([container('app', { cpu: '2', env: [fromConfigMap('CPUS'), gmp('$(CPUS)')] })]), expect: ['gomaxprocs/unverifiable:Warn'] },
   { name: '$(CPUS) from resourceFieldRef resolves', object: pod([container('app', { cpu: '2', env: [{ name: 'CPUS', valueFrom: { resourceFieldRef: { resource: 'limits.cpu', divisor: '1' } } }, gmp('$(CPUS)')] })]), expect: [] },
   { name: '$(UNDEFINED) with envFrom present is unknowable', object: pod([container('app', { cpu: '2', envFrom: [{ configMapRef: { name: 'settings' } }], env: [gmp('$(CPUS)')] })]), expect: ['gomaxprocs/unverifiable:Warn'] },
+  { name: '$(X_SERVICE_PORT) may be a Service variable: unknowable', object: pod([container('app', { cpu: '2', env: [gmp('$(CACHE_SERVICE_PORT)')] })]), expect: ['gomaxprocs/unverifiable:Warn'] },
+  { name: '$(X_SERVICE_PORT) with enableServiceLinks false stays literal', object: { ...pod([container('app', { cpu: '2', env: [gmp('$(CACHE_SERVICE_PORT)')] })]), spec: { enableServiceLinks: false, containers: [container('app', { cpu: '2', env: [gmp('$(CACHE_SERVICE_PORT)')] })] } }, expect: ['gomaxprocs/not-positive-integer:Deny'] },
   { name: 'env beats envFrom', object: pod([container('app', { cpu: '2', envFrom: [{ configMapRef: { name: 'settings' } }], env: [gmp('8')] })]), expect: ['gomaxprocs/above-cpu-limit:Deny'] },
   { name: 'envFrom prefix that cannot produce GOMAXPROCS', object: pod([container('app', { cpu: '2', envFrom: [{ prefix: 'APP_', configMapRef: { name: 'settings' } }], env: [gmp('$(CPUS)')] })]), expect: ['gomaxprocs/not-positive-integer:Deny'] },
 
