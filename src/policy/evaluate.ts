@@ -10,9 +10,7 @@ import type { PodFacts } from './facts.ts';
 import { podFactsOf, podLocationOf } from './facts.ts';
 import type { Labels } from './labels.ts';
 import { asRecord, asString, asStringRecord } from './shape.ts';
-import { checkGomaxprocs } from './rules/gomaxprocs.ts';
-import { checkNriContainers, checkUlimits } from './rules/ulimits.ts';
-import { checkSysctls } from './rules/sysctls.ts';
+import { checkGomaxprocs, checkNriContainers, checkSysctls, checkUlimits } from './rules/index.ts';
 
 export interface EvaluationInput {
   /** Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob (others yield nothing). */

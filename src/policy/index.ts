@@ -13,7 +13,5 @@ export { warningText } from './findings.ts';
 export { podLocationOf, normalizeSysctlName } from './facts.ts';
 export { parseQuantity, milliValue, ceilUnits } from './quantity.ts';
 export type { Quantity } from './quantity.ts';
-export { GOMAXPROCS_RULES } from './rules/gomaxprocs.ts';
-export { ULIMIT_RULES } from './rules/ulimits.ts';
-export { SYSCTL_RULES } from './rules/sysctls.ts';
+export { GOMAXPROCS_RULES, ULIMIT_RULES, SYSCTL_RULES, RULE_IDS } from './rules/index.ts';
 export type { Versions } from './rules/sysctls.ts';

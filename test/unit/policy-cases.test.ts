@@ -2,7 +2,7 @@
 // (`rule:enforcement`, hand-written), the table's size, and properties every fix must have.
 import { applyPatch } from 'rfc6902';
 import { describe, expect, it } from 'vitest';
-import { compilePolicies, decide } from '../../src/policy/index.ts';
+import { RULE_IDS, compilePolicies, decide } from '../../src/policy/index.ts';
 import type { Finding } from '../../src/policy/index.ts';
 import { CASES, DEFAULT_POLICY, policyObjects } from './policy-cases.ts';
 import type { PolicyCase } from './policy-cases.ts';
@@ -30,6 +30,11 @@ describe('the rule table', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(80);
     expect(CASES.filter((c) => c.boundary).length).toBeGreaterThanOrEqual(20);
     expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
+  });
+
+  it('expects every rule of the catalogue somewhere', () => {
+    const expected = new Set(CASES.flatMap((c) => c.expect.map((e) => e.split(':')[0])));
+    expect(RULE_IDS.filter((id) => !expected.has(id))).toEqual([]);
   });
 
   it.each(CASES.map((c) => [c.name, c] as const))('%s', (_name, c) => {
