@@ -186,7 +186,8 @@ export class KubeClient {
         rejectUnauthorized: connection.insecureSkipTLSVerify !== true,
       });
     } else {
-      if (connection.clientCertPem || (connection.token && connection.insecureSkipTLSVerify !== true)) {
+      const hasToken = Boolean(connection.token || connection.tokenFile || connection.tokenProvider);
+      if (connection.clientCertPem || (hasToken && connection.insecureSkipTLSVerify !== true)) {
         // Same rule as client-node: credentials never travel over plain HTTP unless asked for explicitly.
         throw new Error(`refusing to send credentials to ${connection.server} over plain HTTP`);
       }
@@ -199,7 +200,8 @@ export class KubeClient {
     this.agent.destroy();
   }
 
-  private bearerToken(): string | undefined {
+  private async bearerToken(): Promise<string | undefined> {
+    if (this.connection.tokenProvider) return this.connection.tokenProvider();
     if (this.connection.token) return this.connection.token;
     const file = this.connection.tokenFile;
     if (!file) return undefined;
@@ -215,8 +217,8 @@ export class KubeClient {
     return this.cachedToken.value;
   }
 
-  private open(method: string, pathAndQuery: string, headers: Record<string, string>): ClientRequest {
-    const token = this.bearerToken();
+  private async open(method: string, pathAndQuery: string, headers: Record<string, string>): Promise<ClientRequest> {
+    const token = await this.bearerToken();
     const requestFn = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
     return requestFn({
       protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port,
@@ -231,19 +233,16 @@ export class KubeClient {
   }
 
   /** One request and its JSON answer; non-2xx → ApiError; no answer within the deadline → RequestTimeoutError. */
-  request<T>(options: RequestOptions): Promise<T> {
+  async request<T>(options: RequestOptions): Promise<T> {
     const pathAndQuery = `${options.path}${encodeQuery(options.query)}`;
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    if (options.signal?.aborted) throw options.signal.reason as Error;
+    const req = await this.open(options.method, pathAndQuery, payload === undefined ? {} : {
+      'content-type': options.contentType ?? 'application/json',
+      'content-length': String(Buffer.byteLength(payload)),
+    });
     return new Promise<T>((resolve, reject) => {
-      if (options.signal?.aborted) {
-        reject(options.signal.reason as Error);
-        return;
-      }
-      const req = this.open(options.method, pathAndQuery, payload === undefined ? {} : {
-        'content-type': options.contentType ?? 'application/json',
-        'content-length': String(Buffer.byteLength(payload)),
-      });
       const timer = setTimeout(() => {
         req.destroy(new RequestTimeoutError(`${options.method} ${options.path}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
@@ -389,7 +388,7 @@ export class KubeClient {
       timeoutSeconds: options.timeoutSeconds,
     })}`;
     if (options.signal?.aborted) throw options.signal.reason as Error;
-    const req = this.open('GET', pathAndQuery, {});
+    const req = await this.open('GET', pathAndQuery, {});
     let res: IncomingMessage | undefined;
     // Errors after the response are surfaced through `res` (destroyed with the same error); this
     // listener keeps a late socket error (or one from destroying an unsent request) from going uncaught.

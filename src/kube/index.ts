@@ -2,7 +2,8 @@
 // informers that survive restarts, 410s and half-open connections, a work queue, Lease-based leader
 // election, server-side apply with fixed field managers, and the ConcurrencyReport writer.
 // May import only src/api (and src/runtime, if it exists) plus npm packages. It deliberately does not
-// import @kubernetes/client-node: its KubeConfig alone loads the whole generated API (~80 MiB of RSS).
+// import @kubernetes/client-node, whose KubeConfig alone loads the whole generated API (~80 MiB of RSS),
+// except lazily, for kubeconfig users with exec / auth-provider credential plugins (kubeconfig.ts).
 export * from './client.ts';
 export * from './kubeconfig.ts';
 export * from './resources.ts';

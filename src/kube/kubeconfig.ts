@@ -1,7 +1,8 @@
 // Where the API server is and how to authenticate to it: from a kubeconfig file, from the pod's service
 // account (in-cluster), or given explicitly. A lean reader on purpose: client-node's KubeConfig pulls in
-// its whole generated API (~80 MiB of RSS, see README), and we need only server, CA, client certificate
-// and bearer token. `yaml` is imported lazily so the in-cluster path (production) never loads it.
+// its whole generated API (~80 MiB of RSS), and we need only server, CA, client certificate and bearer
+// token; only users with credential plugins load it, lazily. `yaml` is imported lazily too, so the
+// in-cluster path (production) never loads it.
 import { readFileSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -21,6 +22,11 @@ export interface KubeConnection {
   token?: string;
   /** Re-read when older than a minute: bound service-account tokens rotate. */
   tokenFile?: string;
+  /**
+   * For exec and auth-provider users (EKS, GKE, OIDC): returns the current bearer token, running the
+   * plugin when the cached one expires.
+   */
+  tokenProvider?: () => Promise<string>;
   /** The namespace of the context (or of the pod, in-cluster); `default` when neither says. */
   namespace: string;
 }
@@ -59,7 +65,7 @@ function dataOrFile(fields: Fields, dataKey: string, fileKey: string, baseDir: s
   return undefined;
 }
 
-/** Parses a kubeconfig's current (or given) context into a connection. Exec and auth-provider plugins are refused. */
+/** Parses a kubeconfig's current (or given) context into a connection. */
 export async function connectionFromKubeconfig(source: KubeconfigSource = {}, env: NodeJS.ProcessEnv = process.env): Promise<KubeConnection> {
   let text = source.text;
   let baseDir = process.cwd();
@@ -81,9 +87,7 @@ export async function connectionFromKubeconfig(source: KubeconfigSource = {}, en
   if (!cluster) throw new KubeconfigError(`kubeconfig has no cluster ${clusterName}`);
   const userName = asString(context['user']);
   const user = userName ? findNamed(config['users'], userName, 'user') ?? {} : {};
-  if (user['exec'] || user['auth-provider']) {
-    throw new KubeconfigError(`user ${userName} needs an exec or auth-provider plugin, which this client does not run; use a token or client certificate`);
-  }
+  const needsPlugin = Boolean(user['exec'] || user['auth-provider']);
   const server = asString(cluster['server']);
   if (!server) throw new KubeconfigError(`cluster ${clusterName} has no server`);
   const connection: KubeConnection = {
@@ -105,7 +109,30 @@ export async function connectionFromKubeconfig(source: KubeconfigSource = {}, en
   if (token) connection.token = token;
   const tokenFile = asString(user['tokenFile']);
   if (tokenFile) connection.tokenFile = isAbsolute(tokenFile) ? tokenFile : resolve(baseDir, tokenFile);
+  if (needsPlugin) connection.tokenProvider = pluginTokenProvider(text, contextName);
   return connection;
+}
+
+/**
+ * Runs exec / auth-provider plugins through client-node's KubeConfig, imported only here and only when
+ * such a user is configured: it costs ~80 MiB of RSS, which in-cluster components never pay.
+ */
+function pluginTokenProvider(kubeconfigText: string, contextName: string): () => Promise<string> {
+  let loaded: Promise<{ applyAuthorizationHeader(opts: { headers?: Record<string, string> }): Promise<void> }> | undefined;
+  return async () => {
+    loaded ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {
+      const kc = new KubeConfig();
+      kc.loadFromString(kubeconfigText);
+      kc.setCurrentContext(contextName);
+      return kc as unknown as { applyAuthorizationHeader(opts: { headers?: Record<string, string> }): Promise<void> };
+    });
+    const kc = await loaded;
+    const opts: { headers: Record<string, string> } = { headers: {} };
+    await kc.applyAuthorizationHeader(opts);
+    const header = opts.headers['Authorization'] ?? opts.headers['authorization'];
+    if (!header?.startsWith('Bearer ')) throw new KubeconfigError(`context ${contextName}: the credential plugin gave no bearer token`);
+    return header.slice('Bearer '.length);
+  };
 }
 
 export function defaultKubeconfigPath(env: NodeJS.ProcessEnv = process.env): string | undefined {

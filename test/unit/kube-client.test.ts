@@ -51,9 +51,45 @@ contexts:
     });
   });
 
-  it('refuses exec plugins and missing contexts with a clear error', async () => {
-    await expect(connectionFromKubeconfig({ text, context: 'c' })).rejects.toThrow(/exec or auth-provider/);
+  it('refuses a missing context with a clear error', async () => {
     await expect(connectionFromKubeconfig({ text, context: 'nope' })).rejects.toThrow(KubeconfigError);
+  });
+
+  it('runs an exec credential plugin only for users that have one, and sends its token', async () => {
+    const plain = await connectionFromKubeconfig({ text, context: 'a' });
+    expect(plain.tokenProvider).toBeUndefined();
+    let authorization: string | undefined;
+    const server = createServer((req, res) => {
+      authorization = req.headers.authorization;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"metadata":{"name":"p"}}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1beta1', kind: 'ExecCredential', status: { token: 'from-plugin' } });
+    const execConfig = `current-context: x
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]
+users:
+  - name: u
+    user:
+      exec:
+        apiVersion: client.authentication.k8s.io/v1beta1
+        command: ${JSON.stringify(process.execPath)}
+        args: ["-e", ${JSON.stringify(`console.log(${JSON.stringify(credential)})`)}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+`;
+    const connection = await connectionFromKubeconfig({ text: execConfig });
+    expect(connection.tokenProvider).toBeTypeOf('function');
+    const client = new KubeClient(connection);
+    try {
+      await client.get(PODS, 'ns', 'p');
+      expect(authorization).toBe('Bearer from-plugin');
+    } finally {
+      client.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('reads files relative to the kubeconfig, and KUBECONFIG before the home directory', async () => {
