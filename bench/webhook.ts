@@ -11,7 +11,7 @@
 // Usage: node bench/webhook.ts [--duration 10] [--connections 32] [--skip-apiserver] [--creates 400]
 // (internal roles: serve-bare | serve-ours | load, started by the main role as pinned child processes).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +24,7 @@ import { Pool } from 'undici';
 import type { AddressInfo } from 'node:net';
 import type { ConcurrencyPolicy } from '../src/api/index.ts';
 import { createAdmit } from '../src/webhook/admission.ts';
+import { BatchedLineWriter } from '../src/webhook/log-destination.ts';
 import { excludedNamespaces, HANDLED_KIND_KEYS } from '../src/webhook/configuration.ts';
 import { admissionCompiler, engineEvaluate, type EngineState } from '../src/webhook/engine.ts';
 import { WebhookMetrics } from '../src/webhook/metrics.ts';
@@ -190,10 +191,13 @@ const benchAdmission = {
     const registry = new Registry();
     // As in production: JSON lines through a buffered asynchronous destination (here /dev/null).
     // CG_BENCH_VARIANT switches costs off for A/B runs, joined by '+': no-log (level warn),
-    // fastify-handler-timeout (fastify's per-request AbortController instead of our deadline), trivial
+    // fastify-handler-timeout (fastify's per-request AbortController instead of our deadline), sonic-boom
+    // (pino's asynchronous destination instead of BatchedLineWriter), trivial
     // (allow everything without evaluating: the server's own cost).
     const variant = new Set((process.env['CG_BENCH_VARIANT'] ?? '').split('+'));
-    const logger = pino({ level: variant.has('no-log') ? 'warn' : 'info' }, pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }));
+    const logger = pino({ level: variant.has('no-log') ? 'warn' : 'info' }, variant.has('sonic-boom')
+      ? pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 })
+      : new BatchedLineWriter({ fd: openSync('/dev/null', 'w') }));
     const { app } = buildWebhookServer({
       certificate: pair, admit: variant.has('trivial') ? () => ({ allowed: true }) : this.admit, logger,
       metrics: new WebhookMetrics(registry, HANDLED_KIND_KEYS),

@@ -3,7 +3,6 @@
 // caches they read (caches.ts), the certificate hot reload (certificate.ts), the process life with drain
 // and probes (runtime.ts), the per-replica Lease (lease.ts), and the VWC it is registered with
 // (configuration.ts). May import src/api, src/policy, src/kube and src/runtime only (DESIGN.md layers).
-import { pino } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { ConcurrencyPolicy } from '../api/index.ts';
 import {
@@ -17,6 +16,7 @@ import { directorySource, secretSource, type CertificateSource, type TlsSecretLi
 import { excludedNamespaces, HANDLED_KIND_KEYS } from './configuration.ts';
 import { admissionCompiler, engineEvaluate } from './engine.ts';
 import { ServedGenerationsLease } from './lease.ts';
+import { BatchedLineWriter } from './log-destination.ts';
 import { WebhookMetrics } from './metrics.ts';
 import { WebhookRuntime } from './runtime.ts';
 import type { FailurePolicy } from './server.ts';
@@ -30,6 +30,7 @@ export {
 } from './configuration.ts';
 export { admissionCompiler, engineEvaluate, type EngineState } from './engine.ts';
 export { SERVED_GENERATIONS_ANNOTATION, ServedGenerationsLease, WEBHOOK_LEASE_LABEL, WEBHOOK_LEASE_PREFIX, webhookLeaseName } from './lease.ts';
+export { BatchedLineWriter } from './log-destination.ts';
 export { WEBHOOK_PATH, WebhookMetrics } from './metrics.ts';
 export { parseAdmissionReview, type AdmissionRequest, type AdmissionResponse } from './review.ts';
 export { WebhookRuntime, type WebhookRuntimeOptions } from './runtime.ts';
@@ -62,7 +63,10 @@ export interface RunWebhookOptions {
   drainDelayMs?: number;
   certificatePollIntervalMs?: number;
   host?: string;
-  /** Default: JSON lines on stderr, written asynchronously (one line per review). */
+  /**
+   * Default: JSON lines on stderr through a BatchedLineWriter (one line per review). A logger passed in
+   * should write through one too: a synchronous stderr destination costs a syscall per review.
+   */
   log?: Logger;
   /** Default: a new Registry with Node's default metrics. */
   registry?: Registry;
@@ -95,8 +99,9 @@ export function createWebhookInformers(client: KubeClient, registry?: Registry, 
  * drainDelayMs, in-flight reviews finish) and stops informers and the Lease. Resolves when all is closed.
  */
 export async function runWebhook(options: RunWebhookOptions, signal: AbortSignal): Promise<void> {
-  // One line per review: asynchronous writes keep the event loop off the terminal; flushed on shutdown.
-  const log = options.log ?? createLogger({ name: 'concurrency-guard-webhook', destination: pino.destination({ fd: 2, sync: false }) });
+  // One line per review: batched asynchronous writes to stderr (log-destination.ts); flushed on shutdown.
+  const ownDestination = options.log ? undefined : new BatchedLineWriter({ fd: 2 });
+  const log = options.log ?? createLogger({ name: 'concurrency-guard-webhook', ...(ownDestination ? { destination: ownDestination } : {}) });
   const registry = options.registry ?? new Registry();
   if (!options.registry) collectDefaultMetrics({ register: registry });
   const client = options.client ?? await createClient(
@@ -191,6 +196,6 @@ export async function runWebhook(options: RunWebhookOptions, signal: AbortSignal
     await stopInformers();
     caches.dispose();
     if (!options.client) client.close();
-    log.flush?.();
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
   }
 }
