@@ -180,7 +180,7 @@ function consequence(fatal: boolean, old: string): string {
   return fatal ? 'the script stops (set -e or &&) and the container exits' : `the script goes on with the old limit ${old}`;
 }
 
-function checkShell(pod: PodFacts, c: ContainerFacts, analysis: ShellAnalysis, emit: Emit): void {
+function checkShell(c: ContainerFacts, analysis: ShellAnalysis, startNofile: Limit, emit: Emit): void {
   const path = `${c.path}.command`;
   const { outcomes, dialectKnown } = analysis;
   const dialectNames = outcomes.map((o) => o.dialect).join('/');
@@ -196,7 +196,7 @@ function checkShell(pod: PodFacts, c: ContainerFacts, analysis: ShellAnalysis, e
     const cap = certain ? 'Deny' : 'Warn';
     const dialects = hits.map((h) => h.dialect).join('/');
     const only = everywhere ? '' : ` (only in ${dialects}; the image's sh decides)`;
-    const startingNofile = outcomes[0] ? `${limitText(outcomeInitial(c, pod).nofile.soft)}` : '';
+    const startingNofile = limitText(startNofile.soft);
     switch (kind) {
       case 'eperm-hard-raise':
         emit({
@@ -237,11 +237,10 @@ function checkShell(pod: PodFacts, c: ContainerFacts, analysis: ShellAnalysis, e
   }
 }
 
-function outcomeInitial(c: ContainerFacts, _pod: PodFacts): { nofile: Limit } {
-  const sc = entryFor(c.securityContextUlimits, 'NOFILE');
-  const nri = entryFor(c.nri?.entries, 'NOFILE');
-  const declared = sc ?? nri;
-  return { nofile: declared ? { soft: declared.soft, hard: declared.hard } : DEFAULT_RUNTIME_NOFILE };
+/** The nofile limits the runtime starts the process with: securityContext, else NRI, else its default. */
+function initialNofile(c: ContainerFacts, runtimeDefault: Limit): Limit {
+  const declared = entryFor(c.securityContextUlimits, 'NOFILE') ?? entryFor(c.nri?.entries, 'NOFILE');
+  return declared ? { soft: declared.soft, hard: declared.hard } : runtimeDefault;
 }
 
 /** The soft nofile (or nproc) when the main program starts, and which source set it. */
@@ -273,11 +272,11 @@ export function checkUlimits(pod: PodFacts, c: ContainerFacts, params: UlimitPar
   if (c.nri?.entries) checkRuntimeEntries(pod, c, 'nri', c.nri.entries, emit);
   if (c.securityContextUlimits) checkRuntimeEntries(pod, c, 'securityContext', c.securityContextUlimits, emit);
 
-  const initialNofile = outcomeInitial(c, pod).nofile;
+  const startNofile = initialNofile(c, params.runtimeNofile);
   const nprocEntry = entryFor(c.securityContextUlimits, 'NPROC') ?? entryFor(c.nri?.entries, 'NPROC');
   const initialNproc = nprocEntry ? { soft: nprocEntry.soft, hard: nprocEntry.hard } : { soft: UNLIMITED, hard: UNLIMITED };
-  const analysis = analyseShell(c, initialNofile, initialNproc);
-  if (analysis) checkShell(pod, c, analysis, emit);
+  const analysis = analyseShell(c, startNofile, initialNproc);
+  if (analysis) checkShell(c, analysis, startNofile, emit);
 
   const cores = c.cpuLimit && c.cpuLimit.nano > 0n ? ceilUnits(c.cpuLimit) : 0;
   const nofileFloor = Math.max(params.nofileMinSoft, params.nofileMinPerCPU * cores);
