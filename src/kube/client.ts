@@ -6,7 +6,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { ObjectMeta } from '../api/index.ts';
-import type { KubeConnection } from './kubeconfig.ts';
+import { pluginTokenProvider, type KubeConnection } from './kubeconfig.ts';
 import { resourcePath, type ResourceType } from './resources.ts';
 
 export interface KubeObject {
@@ -171,12 +171,15 @@ export class KubeClient {
   private readonly requestTimeoutMs: number;
   private readonly userAgent: string;
   private cachedToken: { value: string; readAt: number } | undefined;
+  private readonly tokenProvider: (() => Promise<string>) | undefined;
 
   constructor(connection: KubeConnection, options: ClientOptions = {}) {
     this.connection = connection;
     this.url = new URL(connection.server);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? 'concurrency-guard';
+    const plugin = connection.credentialPlugin;
+    this.tokenProvider = plugin ? pluginTokenProvider(plugin.kubeconfig, plugin.context) : undefined;
     if (this.url.protocol === 'https:') {
       this.agent = new HttpsAgent({
         keepAlive: true,
@@ -186,7 +189,7 @@ export class KubeClient {
         rejectUnauthorized: connection.insecureSkipTLSVerify !== true,
       });
     } else {
-      const hasToken = Boolean(connection.token || connection.tokenFile || connection.tokenProvider);
+      const hasToken = Boolean(connection.token || connection.tokenFile || connection.credentialPlugin);
       if (connection.clientCertPem || (hasToken && connection.insecureSkipTLSVerify !== true)) {
         // Same rule as client-node: credentials never travel over plain HTTP unless asked for explicitly.
         throw new Error(`refusing to send credentials to ${connection.server} over plain HTTP`);
@@ -201,7 +204,7 @@ export class KubeClient {
   }
 
   private async bearerToken(): Promise<string | undefined> {
-    if (this.connection.tokenProvider) return this.connection.tokenProvider();
+    if (this.tokenProvider) return this.tokenProvider();
     if (this.connection.token) return this.connection.token;
     const file = this.connection.tokenFile;
     if (!file) return undefined;

@@ -9,6 +9,7 @@ export * from './kubeconfig.ts';
 export * from './resources.ts';
 export * from './backoff.ts';
 export * from './logger.ts';
+export * from './metrics.ts';
 export * from './informer.ts';
 export * from './workqueue.ts';
 export * from './leader-election.ts';

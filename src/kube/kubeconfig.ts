@@ -23,10 +23,10 @@ export interface KubeConnection {
   /** Re-read when older than a minute: bound service-account tokens rotate. */
   tokenFile?: string;
   /**
-   * For exec and auth-provider users (EKS, GKE, OIDC): returns the current bearer token, running the
-   * plugin when the cached one expires.
+   * For exec and auth-provider users (EKS, GKE, OIDC): the kubeconfig and context whose plugin gives the
+   * bearer token. Plain data, so a connection can be posted to a worker thread.
    */
-  tokenProvider?: () => Promise<string>;
+  credentialPlugin?: { kubeconfig: string; context: string };
   /** The namespace of the context (or of the pod, in-cluster); `default` when neither says. */
   namespace: string;
 }
@@ -109,7 +109,7 @@ export async function connectionFromKubeconfig(source: KubeconfigSource = {}, en
   if (token) connection.token = token;
   const tokenFile = asString(user['tokenFile']);
   if (tokenFile) connection.tokenFile = isAbsolute(tokenFile) ? tokenFile : resolve(baseDir, tokenFile);
-  if (needsPlugin) connection.tokenProvider = pluginTokenProvider(text, contextName);
+  if (needsPlugin) connection.credentialPlugin = { kubeconfig: text, context: contextName };
   return connection;
 }
 
@@ -117,7 +117,7 @@ export async function connectionFromKubeconfig(source: KubeconfigSource = {}, en
  * Runs exec / auth-provider plugins through client-node's KubeConfig, imported only here and only when
  * such a user is configured: it costs ~80 MiB of RSS, which in-cluster components never pay.
  */
-function pluginTokenProvider(kubeconfigText: string, contextName: string): () => Promise<string> {
+export function pluginTokenProvider(kubeconfigText: string, contextName: string): () => Promise<string> {
   let loaded: Promise<{ applyAuthorizationHeader(opts: { headers?: Record<string, string> }): Promise<void> }> | undefined;
   return async () => {
     loaded ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {

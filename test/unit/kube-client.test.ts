@@ -57,7 +57,7 @@ contexts:
 
   it('runs an exec credential plugin only for users that have one, and sends its token', async () => {
     const plain = await connectionFromKubeconfig({ text, context: 'a' });
-    expect(plain.tokenProvider).toBeUndefined();
+    expect(plain.credentialPlugin).toBeUndefined();
     let authorization: string | undefined;
     const server = createServer((req, res) => {
       authorization = req.headers.authorization;
@@ -80,7 +80,9 @@ users:
 contexts: [{name: x, context: {cluster: c, user: u}}]
 `;
     const connection = await connectionFromKubeconfig({ text: execConfig });
-    expect(connection.tokenProvider).toBeTypeOf('function');
+    // Plain data (posted to worker threads as is); the client runs the plugin.
+    expect(structuredClone(connection)).toEqual(connection);
+    expect(connection.credentialPlugin?.context).toBe('x');
     const client = new KubeClient(connection);
     try {
       await client.get(PODS, 'ns', 'p');
