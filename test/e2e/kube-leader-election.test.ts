@@ -10,9 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, waitUntil, type Cluster } from '../support/cluster.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
-import { KubeClient } from '../../src/kube/client.ts';
+import { ApiError, KubeClient } from '../../src/kube/client.ts';
 import { connectionFromKubeconfig } from '../../src/kube/kubeconfig.ts';
-import { LeaderElector, type Lease } from '../../src/kube/leader-election.ts';
+import { LeaderElector, microTime, type Lease } from '../../src/kube/leader-election.ts';
 import { LEASES } from '../../src/kube/resources.ts';
 
 const FIXTURE = join(import.meta.dirname, '../fixtures/elector.ts');
@@ -194,5 +194,16 @@ describe('leader election in process', () => {
     expect(elector.observedLeader).toBe('thief');
     stop.abort();
     await run;
+  });
+
+  it('relies on this API server fact: Lease times are MicroTime with exactly six fractional digits', async () => {
+    const lease = (name: string, renewTime: string): Lease => ({
+      apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'election-local' }, spec: { holderIdentity: 'x', renewTime },
+    });
+    const millis = await direct.create(LEASES, lease('millis', new Date().toISOString())).catch((e: unknown) => e);
+    expect(millis).toBeInstanceOf(ApiError);
+    expect((millis as ApiError).status).toBe(400);
+    const written = await direct.create(LEASES, lease('micros', microTime(Date.UTC(2026, 10, 27, 20, 0, 0, 123))));
+    expect(written.spec?.renewTime).toBe('2026-11-27T20:00:00.123000Z');
   });
 });
