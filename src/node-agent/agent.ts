@@ -178,7 +178,11 @@ interface PodState {
 
 /** An error as a short code: fs messages carry paths and API messages carry object names enough. */
 function errorCode(error: unknown): string {
-  if (error instanceof ApiError) return `api-${error.status}`;
+  if (error instanceof ApiError) {
+    // The fields the API server rejected, by name (never their values).
+    const fields = error.body?.details?.causes?.map((c) => c.field).filter((f): f is string => typeof f === 'string') ?? [];
+    return `api-${error.status}${fields.length > 0 ? ` ${fields.join(',')}` : ''}`;
+  }
   const code = (error as { code?: unknown } | undefined)?.code;
   if (typeof code === 'string') return code;
   return error instanceof Error ? error.name : 'unknown';
@@ -611,7 +615,8 @@ export class NodeAgent {
       await this.client.create(EVENTS, {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
-        metadata: { generateName: `${pod.metadata.name ?? 'pod'}.`, namespace },
+        // A trailing '.' is not a valid generateName for events.k8s.io (the prefix must itself be a name).
+        metadata: { generateName: `${(pod.metadata.name ?? 'pod').slice(0, 200)}-pressure-`, namespace },
         eventTime: microTime(now),
         reportingController: REPORTING_CONTROLLER,
         reportingInstance: `concurrency-guard-node-agent-${this.options.nodeName}`.slice(0, 128),

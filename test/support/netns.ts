@@ -73,7 +73,7 @@ process.on('exit', () => {
   for (const netns of live) netns.destroy();
 });
 
-function waitForLine(child: ChildProcess, expected: string, timeoutMs = 10_000): Promise<void> {
+export function waitForLine(child: ChildProcess, expected: string, timeoutMs = 10_000): Promise<void> {
   return new Promise((resolve, reject) => {
     if (!child.stdout) {
       reject(new Error('no stdout'));
@@ -91,6 +91,14 @@ function waitForLine(child: ChildProcess, expected: string, timeoutMs = 10_000):
       reject(new Error(`exited (${String(code ?? signal)}) before "${expected}"`));
     });
   });
+}
+
+/**
+ * The argv that runs the never-accepting listener inside this netns, for a caller that starts it its
+ * own way (e.g. inside a pod's cgroups: KubeletPod.spawn); it prints `listening` once it listens.
+ */
+export function listenerArgv(netns: TestNetns, port: number, backlog: number, family: 4 | 6 = 4): string[] {
+  return ['ip', 'netns', 'exec', netns.name, 'python3', '-c', LISTENER, String(family), String(port), String(backlog)];
 }
 
 export class TestNetns {

@@ -21,23 +21,11 @@ import {
 } from '../../src/node-agent/readers/pod-logs.ts';
 import { buildGoFixture, goAvailable } from '../fixtures/go/build.ts';
 import { createKubeletPodCgroups, isCgroupV1Available, randomContainerID, type KubeletPodCgroups } from '../support/cgroups.ts';
+import { criLines } from '../support/pod-logs.ts';
 import { requirement } from '../support/require.ts';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cg-pod-logs-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-
-// ---- the kubelet's side: CRI-format container logs (the kubelet splits lines over 16 KiB into P parts) ----
-
-const CRI_LINE_MAX = 16 * 1024;
-
-function criLines(stream: 'stdout' | 'stderr', text: string, time = '2026-11-27T20:00:00.000000000Z'): string {
-  let out = '';
-  for (const line of text.split('\n')) {
-    for (let at = 0; at + CRI_LINE_MAX < line.length; at += CRI_LINE_MAX) out += `${time} ${stream} P ${line.slice(at, at + CRI_LINE_MAX)}\n`;
-    out += `${time} ${stream} F ${line.slice(Math.floor(Math.max(0, line.length - 1) / CRI_LINE_MAX) * CRI_LINE_MAX)}\n`;
-  }
-  return out;
-}
 
 let podCounter = 0;
 
