@@ -7,7 +7,10 @@ import { TcpProxy } from '../support/tcp-proxy.ts';
 let cluster: Cluster;
 
 beforeAll(async () => {
-  cluster = await startCluster();
+  // ConfigMaps bypass the watch cache here, so a watch from an old resourceVersion is answered by etcd
+  // itself: the 410 below then comes from the compaction, not from a cache that forgot. (With the cache,
+  // the default for everything else, an API server restart alone expires old resourceVersions.)
+  cluster = await startCluster({ apiServerArgs: ['--watch-cache-sizes=configmaps#0'] });
 });
 
 afterAll(async () => {
@@ -111,9 +114,6 @@ metadata:
     const fresh = await adminGet(`/api/v1/namespaces/${ns}/configmaps?watch=1&resourceVersion=${old.metadata.resourceVersion}&timeoutSeconds=1`);
     expect(fresh.body).not.toContain('"code":410');
     await cluster.controlPlane.compactEtcd();
-    // The watch cache keeps recent events even after etcd compacts them; restarting the API server
-    // (as after a disconnection long enough for a relist) makes it start from the compacted store.
-    await cluster.controlPlane.restartApiServer();
     const stale = await adminGet(`/api/v1/namespaces/${ns}/configmaps?watch=1&resourceVersion=${old.metadata.resourceVersion}&timeoutSeconds=5`);
     expect(stale.status).toBe(200);
     expect(stale.body).toContain('"code":410');
