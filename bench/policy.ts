@@ -1,8 +1,9 @@
 // bench/policy — the policy engine alone: decide() on the realistic 3-container pod of the webhook bench
-// (≈ 4.3 KB as the API server sends it) against 20 compiled policies, the per-request cost the webhook
-// pays. Budget: well under 50 µs per evaluation (DESIGN.md: the webhook must keep ≥ 90% of a bare
-// fastify server's ~6.2k requests/s on one core, i.e. ≤ ~16 µs of the ~160 µs per request... in practice
-// anything below 50 µs). Also measured: a pod with violations (findings and patches built), and compile.
+// (the ≈ 4.3 KB Pod as the API server sends it) against 20 compiled policies: the per-request cost the
+// webhook adds. Why it matters: the bare fastify reference serves ≈ 6.2k requests/s on one core, i.e.
+// ≈ 161 µs each; keeping ≥ 90% of that leaves ≈ 18 µs per request for everything the webhook adds, of
+// which evaluation is one part (the brief's ceiling is 50 µs). Also measured: a pod with a violation
+// (findings, messages and patches built), an UPDATE (old object evaluated too), and compilePolicies.
 //
 // Usage: node bench/policy.ts [--seconds 3]
 import { performance } from 'node:perf_hooks';
@@ -35,21 +36,37 @@ function twentyPolicies(): ConcurrencyPolicy[] {
   return specs.map((spec, i) => ({ apiVersion: 'concurrencyguard.io/v1alpha1', kind: 'ConcurrencyPolicy', metadata: { name: `policy-${i}`, generation: 1 }, spec }));
 }
 
+/**
+ * Rounds of 250 ms, each timed by the wall clock and by this process's CPU time (process.cpuUsage): on
+ * a shared machine a busy neighbour stretches wall time, while CPU time per evaluation stays honest.
+ * Reported: the best wall-clock round and the median CPU cost.
+ */
 function measure(label: string, input: AdmissionInput, compiled: ReturnType<typeof compilePolicies>): number {
   const deadline = performance.now() + 500;
   while (performance.now() < deadline) decide(compiled, input); // warm-up: let the JIT settle
-  let n = 0;
+  const wallRates: number[] = [];
+  const cpuMicros: number[] = [];
   let findings = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  while (performance.now() < end) {
-    for (let i = 0; i < 100; i++) findings = decide(compiled, input).findings.length;
-    n += 100;
+  const rounds = Math.max(4, Math.round((seconds * 1000) / 250));
+  for (let round = 0; round < rounds; round++) {
+    let n = 0;
+    const cpuStart = process.cpuUsage();
+    const start = performance.now();
+    const end = start + 250;
+    while (performance.now() < end) {
+      for (let i = 0; i < 50; i++) findings = decide(compiled, input).findings.length;
+      n += 50;
+    }
+    const cpu = process.cpuUsage(cpuStart);
+    wallRates.push(n / ((performance.now() - start) / 1000));
+    cpuMicros.push((cpu.user + cpu.system) / n);
   }
-  const elapsed = (performance.now() - start) / 1000;
-  const rate = n / elapsed;
-  console.log(`${label.padEnd(44)} ${Math.round(rate).toLocaleString('en').padStart(10)} evaluations/s  ${(1e6 / rate).toFixed(2).padStart(7)} µs/evaluation  (${findings} findings)`);
-  return rate;
+  wallRates.sort((a, b) => a - b);
+  cpuMicros.sort((a, b) => a - b);
+  const best = wallRates[wallRates.length - 1] as number;
+  const cpuMedian = cpuMicros[Math.floor(cpuMicros.length / 2)] as number;
+  console.log(`${label.padEnd(44)} ${Math.round(best).toLocaleString('en').padStart(9)} evaluations/s (best round, ${(1e6 / best).toFixed(1)} µs)   ${cpuMedian.toFixed(1).padStart(5)} µs CPU each (median)   ${findings} findings`);
+  return 1e6 / cpuMedian;
 }
 
 const policies = twentyPolicies();
@@ -69,5 +86,4 @@ console.log(`compilePolicies(20 policies)                 ${compileMicros.toFixe
 const clean = measure('realistic pod (as the API server sends it)', { kind: 'Pod', operation: 'CREATE', object: realistic, namespaceLabels }, compiled);
 measure('same pod with a GOMAXPROCS violation', { kind: 'Pod', operation: 'CREATE', object: violating, namespaceLabels }, compiled);
 measure('UPDATE of that pod (old object evaluated)', { kind: 'Pod', operation: 'UPDATE', object: violating, oldObject: violating, namespaceLabels }, compiled);
-const budget = 1e6 / 50;
-console.log(`budget 50 µs = ${budget.toLocaleString('en')} evaluations/s: realistic pod at ${(clean / budget).toFixed(1)}× the budget rate`);
+console.log(`budget 50 µs: the realistic pod costs ${((1e6 / clean / 50) * 100).toFixed(0)}% of it in CPU time (${Math.round(clean).toLocaleString('en')} evaluations per CPU-second)`);
