@@ -19,6 +19,8 @@ const NS_B = 'audit-b';
 const POLICY = 'e2e-audit-gomaxprocs';
 const CONTROLLER_USER = 'e2e-audit-controller';
 const WEBHOOK_LEASE = 'concurrency-guard-webhook-e2e-audit-0';
+/** Long enough for the steps before the TTL test, short enough to watch reports expire. */
+const REPORT_TTL_MS = 15_000;
 
 let cluster: Cluster;
 let agentWriter: ReportWriter;
@@ -148,7 +150,7 @@ beforeAll(async () => {
     },
   });
   running = runController({
-    namespace: OWN, leaderElect: false, reportTtl: 600_000, resync: 3600_000, reports: 'problems',
+    namespace: OWN, leaderElect: false, reportTtl: REPORT_TTL_MS, resync: 3600_000, reports: 'problems',
     certificates: 'cert-manager', webhookConfiguration: 'unused', webhookService: 'unused', certSecret: 'unused',
     kubeconfig, statusCoalesceMs: 500, log: pino({ level: 'info' }, sink),
   }, stop.signal);
@@ -206,10 +208,10 @@ describe('controller audit', () => {
     await waitForStatus({ generation: 2, ready: 'True', matched: 46, violating: 6 });
     await waitUntil('batch pods\' findings cleared', async () => {
       const byName = await reports(NS_A);
-      return [0, 1, 2, 3].every((i) => byName.get(`bad-${i}`)?.status?.audit === undefined);
+      return [0, 1, 2, 3].every((i) => rules(byName.get(`bad-${i}`))?.length === 0);
     }, 30_000, 250);
     const byName = await reports(NS_A);
-    expect(byName.get('bad-0')?.status?.conditions?.find((c) => c.type === 'PolicyCompliant')).toBeUndefined();
+    expect(byName.get('bad-0')?.status?.conditions?.find((c) => c.type === 'PolicyCompliant')).toMatchObject({ status: 'True', reason: 'NoMatchingPolicy' });
     expect(rules(byName.get('bad-4'))).toEqual(['gomaxprocs/above-cpu-limit@app']);
     expectAgentFieldsIntact(byName.get('bad-5'));
   });
@@ -235,17 +237,44 @@ spec:
 
   it('deleting the policy clears its findings and leaves the agent\'s fields', async () => {
     await cluster.kubectl(['delete', 'ccp', POLICY]);
-    await waitUntil('every report without controller fields', async () => {
+    await waitUntil('every report without findings, saying no policy matches', async () => {
       const all = [...(await reports(NS_A)).values(), ...(await reports(NS_B)).values()];
-      return all.length > 0 && all.every((r) => r.status?.audit === undefined && !r.status?.conditions?.some((c) => c.type === 'PolicyCompliant'));
+      return all.length > 0 && all.every((r) => rules(r)?.length === 0
+        && r.status?.conditions?.find((c) => c.type === 'PolicyCompliant')?.reason === 'NoMatchingPolicy');
     }, 30_000, 250);
     const byName = await reports(NS_A);
     expectAgentFieldsIntact(byName.get('bad-5'));
     expectAgentFieldsIntact(byName.get('ok-1'));
   });
 
+  it('quiet reports expire after --report-ttl; those the agent holds above OK stay; a gone pod\'s report goes', async () => {
+    await waitUntil('quiet reports deleted', async () => {
+      const a = await reports(NS_A);
+      const b = await reports(NS_B);
+      return [...a.keys()].sort().join() === 'bad-5,ok-1' && b.size === 0;
+    }, REPORT_TTL_MS + 30_000, 500);
+    const ttlDeletes = cluster.auditEvents((e) => e.verb === 'delete' && e.objectRef?.resource === 'concurrencyreports' && e.responseStatus?.code === 200);
+    expect(new Set(ttlDeletes.map((e) => e.user.username))).toEqual(new Set([CONTROLLER_USER]));
+    // bad-0..4 and bad-6..9 in audit-a, all three in audit-b: 12.
+    expect(ttlDeletes.length).toBe(12);
+    await cluster.kubectl(['delete', 'pod', 'bad-5', '-n', NS_A, '--grace-period=0', '--force']);
+    await waitUntil('the report of a deleted pod deleted', async () => !(await reports(NS_A)).has('bad-5'), 30_000, 250);
+  });
+
+  it('keeps spec.nodeName current when a pod is bound after its report exists', async () => {
+    await cluster.apply(policyYaml(`  match: {namespaceSelector: {matchLabels: {team: a}}}\n`));
+    await cluster.kubectl(['apply', '-f', '-'], { input: pod(NS_A, 'unbound', '1', '4').replace(/ {2}nodeName: .*\n/, '') });
+    await waitUntil('a report for the unbound pod', async () => rules((await reports(NS_A)).get('unbound'))?.length === 1, 30_000, 250);
+    expect((await reports(NS_A)).get('unbound')?.spec.nodeName).toBeUndefined();
+    await cluster.kubectl(['create', '--raw', `/api/v1/namespaces/${NS_A}/pods/unbound/binding`, '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'Binding', metadata: { name: 'unbound' }, target: { apiVersion: 'v1', kind: 'Node', name: 'node-late' } }),
+    });
+    await waitUntil('the report follows the pod to its node', async () => (await reports(NS_A)).get('unbound')?.spec.nodeName === 'node-late', 30_000, 250);
+  });
+
   it('status writes were coalesced, and every write was by the controller\'s identity', () => {
     const statusWrites = cluster.auditEvents((e) => e.objectRef?.resource === 'concurrencypolicies' && e.objectRef.subresource === 'status' && e.verb === 'patch');
+    console.log(`policy status writes: ${statusWrites.length}`);
     expect(statusWrites.length).toBeGreaterThanOrEqual(4);
     // 4 distinct states were reached (not ready, ready, generation 2, two count changes): a handful of writes, not one per pod.
     expect(statusWrites.length).toBeLessThanOrEqual(15);

@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Registry } from 'prom-client';
-import { CONDITION_POLICY_COMPLIANT, FIELD_MANAGER_CONTROLLER, type ConcurrencyPolicy, type ConcurrencyReport, type ConcurrencyReportStatus } from '../../api/index.ts';
+import { FIELD_MANAGER_CONTROLLER, type ConcurrencyPolicy, type ConcurrencyReport, type ConcurrencyReportStatus } from '../../api/index.ts';
 import {
   CONCURRENCY_REPORTS, Informer, PODS, ReportWriter, WorkQueue, canonicalJson, describeError, isConflict, isNotFound, splitKey,
   type KubeClient, type KubeLogger,
@@ -15,7 +15,8 @@ import {
 import type { PolicyAuditStats } from '../policy-status.ts';
 import type { AuditEngine, CompiledSnapshot, LimitRangeObject, PodObject } from './engine.ts';
 import type { AuditSettings, PassFigures } from './protocol.ts';
-import { desiredAuditStatus, hasControllerFields, reportExpired, reportIsCurrent } from './report-status.ts';
+import { slimPod } from './slim.ts';
+import { desiredAuditStatus, reportExpired, reportIsCurrent } from './report-status.ts';
 
 export interface AuditorOptions {
   client: KubeClient;
@@ -136,8 +137,8 @@ export class Auditor {
     const add = (key: string): void => { if (this.started) this.queue.add(key); };
     const podKey = (pod: { metadata: PodObject['metadata'] }): string => `${pod.metadata.namespace ?? ''}/${pod.metadata.name ?? ''}`;
     this.pods.on({
-      add: (pod) => add(podKey(pod)),
-      update: (pod, old) => { if (podChanged(pod, old)) add(podKey(pod)); },
+      add: (pod) => add(podKey(slimPod(pod))),
+      update: (pod, old) => { if (podChanged(slimPod(pod), old)) add(podKey(pod)); },
       delete: (pod) => add(podKey(pod)),
     });
     this.reports.on({
@@ -247,7 +248,9 @@ export class Auditor {
         reason: pass.reason, pods: pass.pods, durationMs: Math.round(performance.now() - pass.started),
         evaluationMs: Math.round(pass.evaluationMs), writes: pass.writes,
       };
-      this.log.info({ ...figures }, 'audit pass complete');
+      const memory = process.memoryUsage();
+      // heapUsed is this worker's own V8 heap; rss is the whole process's.
+      this.log.info({ ...figures, heapUsedMiB: Math.round(memory.heapUsed / 2 ** 20), rssMiB: Math.round(memory.rss / 2 ** 20) }, 'audit pass complete');
       this.options.onPass?.(figures);
     }
     const now = performance.now();
@@ -316,27 +319,6 @@ export class Auditor {
     this.count(outcome);
   }
 
-  /**
-   * Removes status.audit and PolicyCompliant, nothing else. A JSON patch, not an apply of an empty status:
-   * when the controller owned every status field, applying `status: {}` leaves status null, which the CRD
-   * rejects (422). The uid test keeps it on this incarnation of the report.
-   */
-  private async clearControllerFields(report: ConcurrencyReport, signal: AbortSignal): Promise<void> {
-    const operations: unknown[] = [{ op: 'test', path: '/metadata/uid', value: report.metadata.uid }];
-    if (report.status?.audit !== undefined) operations.push({ op: 'remove', path: '/status/audit' });
-    const index = (report.status?.conditions ?? []).findIndex((c) => c.type === CONDITION_POLICY_COMPLIANT);
-    if (index >= 0) {
-      operations.push({ op: 'test', path: `/status/conditions/${index}/type`, value: CONDITION_POLICY_COMPLIANT });
-      operations.push({ op: 'remove', path: `/status/conditions/${index}` });
-    }
-    await this.budget.take(signal);
-    const namespace = report.metadata.namespace ?? '';
-    const name = report.metadata.name ?? '';
-    this.writer.forget(namespace, name);
-    await this.options.client.patch(CONCURRENCY_REPORTS, namespace, name, operations, 'json', { fieldManager: FIELD_MANAGER_CONTROLLER, subresource: 'status' });
-    this.count('cleared');
-  }
-
   private async reconcile(key: string, signal: AbortSignal): Promise<void> {
     const { namespace = '' } = splitKey(key);
     if (this.excluded.has(namespace) || !this.compiled) return;
@@ -363,19 +345,14 @@ export class Auditor {
     this.setState(key, { matched: [...evaluation.matched].sort(), violating });
     const now = this.now();
     try {
-      if (evaluation.matched.length === 0) {
-        if (!report) return;
-        // No policy looks at this pod any more (policy deleted or changed): take back what we wrote,
-        // leaving the agent's fields; a quiet report then expires.
-        if (hasControllerFields(report)) await this.clearControllerFields(report, signal);
-        else if (reportExpired(report, this.settings.reportsMode, false, this.settings.reportTtlMs, now)) await this.deleteReport(report, 'ttl', signal);
-        return;
-      }
-      const wanted = evaluation.findings.length > 0 || this.settings.reportsMode === 'all' || report !== undefined;
+      const matched = evaluation.matched.length > 0;
+      // A pod no policy matches gets no report; one it already has (the agent's, or ours from before the
+      // policy changed) says so, with no findings: its TTL then counts from this moment, not from before.
+      const wanted = report !== undefined || (matched && (evaluation.findings.length > 0 || this.settings.reportsMode === 'all'));
       if (!wanted) return;
       const desired = desiredAuditStatus(evaluation.findings, evaluation.matched.length, report, new Date(now));
       if (report && reportIsCurrent(report, desired, pod.spec?.nodeName)) {
-        if (reportExpired(report, this.settings.reportsMode, true, this.settings.reportTtlMs, now)) await this.deleteReport(report, 'ttl', signal);
+        if (reportExpired(report, this.settings.reportsMode, matched, this.settings.reportTtlMs, now)) await this.deleteReport(report, 'ttl', signal);
         return;
       }
       await this.write(pod, desired, signal);

@@ -36,6 +36,9 @@ export function reportFindings(findings: readonly EngineFinding[]): { findings: 
 }
 
 export function compliantCondition(findings: readonly AuditFinding[], truncated: number, matchedPolicies: number): Omit<ReportCondition, 'lastTransitionTime'> {
+  if (matchedPolicies === 0) {
+    return { type: CONDITION_POLICY_COMPLIANT, status: 'True', reason: 'NoMatchingPolicy', message: 'No policy matches this pod' };
+  }
   if (findings.length === 0) {
     return {
       type: CONDITION_POLICY_COMPLIANT, status: 'True', reason: 'NoFindings',

@@ -1,0 +1,166 @@
+// The controller at scale: 10,000 pods (Pending, nodeName set: no kubelet runs them) in 20 namespaces and
+// 100 policies, against a real API server. The controller runs as its own process, as in production, and
+// is measured from outside: its log lines (list time, audit pass figures) and its peak RSS (VmHWM of
+// /proc/PID/status, worker thread included).
+// 1. cold start with no reports: list, evaluate every pod, write the reports of the violating ones under
+//    the write budget → list time, evaluation time, report write rate;
+// 2. a second process started over the same cluster (reports exist): list + evaluate with every write
+//    suppressed → the "list + evaluate ≤ 10 s" figure and peak RSS (target ≤ 300 MiB).
+// Run: node bench/controller.ts [pods=10000] [policies=100]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { CONCURRENCY_POLICIES, KubeClient, PODS, connectionFromKubeconfig } from '../src/kube/index.ts';
+import { startCluster, waitUntil } from '../test/support/cluster.ts';
+
+const PODS_TOTAL = Number(process.argv[2] ?? 10_000);
+const POLICIES = Number(process.argv[3] ?? 100);
+const NAMESPACES = 20;
+const OWN = 'cg-bench-system';
+const WRITES_PER_SECOND = 50;
+const ROOT = join(import.meta.dirname, '..');
+
+interface LogLine { msg: string; level: number; [field: string]: unknown }
+
+function podBody(namespace: string, index: number): Record<string, unknown> {
+  // One pod in twenty violates (GOMAXPROCS above ceil(limits.cpu)); every pod has two containers.
+  const violating = index % 20 === 0;
+  return {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: `p-${index}`, namespace, labels: { app: `app-${index % 50}`, tier: index % 3 === 0 ? 'batch' : 'web' } },
+    spec: {
+      nodeName: `bench-node-${index % 40}`,
+      containers: [
+        {
+          name: 'app', image: 'registry.k8s.io/pause:3.10',
+          resources: { limits: { cpu: '2', memory: '256Mi' }, requests: { cpu: '500m' } },
+          env: [{ name: 'GOMAXPROCS', value: violating ? '8' : '2' }, { name: 'GODEBUG', value: 'madvdontneed=1' }, { name: 'PORT', value: '8080' }],
+        },
+        // Above one core: at or below it, an unset GOMAXPROCS is itself a finding (Go ≥ 1.25 uses at least 2).
+        { name: 'sidecar', image: 'registry.k8s.io/pause:3.10', resources: { limits: { cpu: '2' } }, command: ['sh', '-c', 'ulimit -n 4096 && exec proxy'] },
+      ],
+    },
+  };
+}
+
+function policyBody(index: number): Record<string, unknown> {
+  // Each namespace group is matched by POLICIES / 10 policies, so every pod meets 10 of them.
+  return {
+    apiVersion: 'concurrencyguard.io/v1alpha1', kind: 'ConcurrencyPolicy',
+    metadata: { name: `bench-${index}` },
+    spec: {
+      match: { namespaceSelector: { matchLabels: { 'bench-group': `g${index % 10}` } }, ...(index % 4 === 0 ? { podSelector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['web', 'batch'] }] } } : {}) },
+      enforcement: 'Audit',
+      gomaxprocs: { maxOverCPULimit: 0 },
+      ...(index % 2 === 0 ? { ulimits: { nofile: { minSoft: 1024 }, onUndeclared: 'Ignore' } } : {}),
+      ...(index % 5 === 0 ? { sysctls: { allowedUnsafe: ['net.core.somaxconn'], minimums: { 'net.core.somaxconn': 1024 } } } : {}),
+    },
+  };
+}
+
+async function inParallel<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  }));
+}
+
+function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+function startController(kubeconfig: string): { child: ChildProcess; lines: LogLine[]; startedAt: number } {
+  const config = {
+    namespace: OWN, leaderElect: false, reportTtl: 3600_000, resync: 3600_000, reports: 'problems',
+    certificates: 'cert-manager', webhookConfiguration: 'unused', webhookService: 'unused', certSecret: 'unused',
+    kubeconfig, reportWritesPerSecond: WRITES_PER_SECOND, reportWriteBurst: 100,
+  };
+  const script = `
+    import { runController } from ${JSON.stringify(join(ROOT, 'src/controllers/index.ts'))};
+    import { createLogger } from ${JSON.stringify(join(ROOT, 'src/runtime/index.ts'))};
+    const controller = new AbortController();
+    process.on('SIGTERM', () => controller.abort(new Error('SIGTERM')));
+    await runController({ ...JSON.parse(process.env.CG_CONTROLLER_CONFIG), log: createLogger({ name: 'bench', level: 'info' }) }, controller.signal);
+  `;
+  const startedAt = performance.now();
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, CG_CONTROLLER_CONFIG: JSON.stringify(config), LOG_LEVEL: 'info' }, stdio: ['ignore', 'inherit', 'pipe'],
+  });
+  const lines: LogLine[] = [];
+  createInterface({ input: child.stderr }).on('line', (text) => {
+    try {
+      const line = JSON.parse(text) as LogLine & { receivedAt?: number };
+      line.receivedAt = performance.now();
+      lines.push(line);
+    } catch {
+      process.stderr.write(`[controller] ${text}\n`);
+    }
+  });
+  return { child, lines, startedAt };
+}
+
+async function stopController(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+function find(lines: LogLine[], msg: string): (LogLine & { receivedAt: number }) | undefined {
+  return lines.find((l) => l.msg === msg) as (LogLine & { receivedAt: number }) | undefined;
+}
+
+// The controller-manager creates each namespace's default ServiceAccount, without which no pod is admitted.
+const cluster = await startCluster();
+try {
+  await cluster.installCRDs();
+  await cluster.createNamespace(OWN);
+  const client = new KubeClient(await connectionFromKubeconfig({ path: cluster.kubeconfigPath }));
+  const namespaces = Array.from({ length: NAMESPACES }, (_, i) => `bench-${i}`);
+  for (const [i, ns] of namespaces.entries()) await cluster.createNamespace(ns, { 'bench-group': `g${i % 10}` });
+  const created = performance.now();
+  const pods = Array.from({ length: PODS_TOTAL }, (_, i) => ({ ns: namespaces[i % NAMESPACES]!, i }));
+  await inParallel(pods, 32, ({ ns, i }) => client.create(PODS, podBody(ns, i) as never));
+  console.log(`created ${PODS_TOTAL} pods in ${Math.round(performance.now() - created)} ms`);
+  await inParallel(Array.from({ length: POLICIES }, (_, i) => i), 8, (i) => client.create(CONCURRENCY_POLICIES, policyBody(i) as never));
+  const violating = Math.ceil(PODS_TOTAL / 20);
+
+  // 1. Cold start: nothing written yet.
+  const cold = startController(cluster.kubeconfigPath);
+  await waitUntil('the cold pass', () => find(cold.lines, 'audit pass complete') !== undefined, 600_000, 200);
+  const coldSynced = find(cold.lines, 'audit informers synced')!;
+  const coldPass = find(cold.lines, 'audit pass complete')!;
+  const coldRss = peakRssMiB(cold.child.pid!);
+  const writes = coldPass['writes'] as Record<string, number>;
+  const written = Object.values(writes).reduce((a, b) => a + b, 0);
+  await stopController(cold.child);
+
+  // 2. Warm restart: every report exists and is current, so the pass is list + evaluate only.
+  const warm = startController(cluster.kubeconfigPath);
+  await waitUntil('the warm pass', () => find(warm.lines, 'audit pass complete') !== undefined, 600_000, 50);
+  const warmSynced = find(warm.lines, 'audit informers synced')!;
+  const warmPass = find(warm.lines, 'audit pass complete')!;
+  const warmRss = peakRssMiB(warm.child.pid!);
+  await stopController(warm.child);
+  client.close();
+
+  const startToDone = Math.round(warmPass.receivedAt - warm.startedAt);
+  console.log(JSON.stringify({
+    pods: PODS_TOTAL, policies: POLICIES, violatingPods: violating,
+    cold: {
+      listMs: coldSynced['listMs'], evaluationMs: coldPass['evaluationMs'], passMs: coldPass['durationMs'], writes,
+      reportWritesPerSecond: Math.round((written / (coldPass['durationMs'] as number)) * 1000 * 10) / 10,
+      writeBudgetPerSecond: WRITES_PER_SECOND, peakRssMiB: coldRss, workerHeapUsedMiB: coldPass['heapUsedMiB'],
+    },
+    warm: {
+      listMs: warmSynced['listMs'], evaluationMs: warmPass['evaluationMs'], passMs: warmPass['durationMs'], writes: warmPass['writes'],
+      processStartToPassDoneMs: startToDone, peakRssMiB: warmRss, workerHeapUsedMiB: warmPass['heapUsedMiB'],
+    },
+    targets: { listPlusEvaluateMs: 10_000, peakRssMiB: 300 },
+  }, null, 2));
+} finally {
+  await cluster.stop();
+}
