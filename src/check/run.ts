@@ -23,6 +23,7 @@ export interface CheckStreams {
 export const EXIT_CLEAN = 0;
 export const EXIT_DENY = 1;
 export const EXIT_BAD_INPUT = 2;
+const MAX_FIX_ROUNDS = 4;
 
 /**
  * Used when neither --policy nor the inputs carry a ConcurrencyPolicy: every rule family on, at the
@@ -151,10 +152,20 @@ export async function runCheck(options: CheckCommandOptions, streams: CheckStrea
 
     const results = checkDocuments(documents, policies, defaultLabels);
     if (options.fix) {
-      const fixedText = applyFixes(documents, results);
+      // Each patch is relative to the object it was computed on, so two fixes of one field (the nofile
+      // and the nproc entry of one NRI annotation) can overwrite each other: fix, check again, repeat.
+      let current = documents;
+      let currentResults = results;
+      let fixedText = '';
+      for (let round = 0; round < MAX_FIX_ROUNDS; round++) {
+        fixedText = applyFixes(current, currentResults);
+        current = parseDocuments('(fixed)', fixedText);
+        currentResults = checkDocuments(current, policies, defaultLabels);
+        if (!currentResults.some((r) => r.decision.findings.some((f) => f.patch))) break;
+      }
       streams.stdout.write(fixedText);
       // What is left after fixing decides the exit code; the report goes to stderr, off the manifests.
-      const remaining = checkDocuments(parseDocuments('(fixed)', fixedText), policies, defaultLabels);
+      const remaining = currentResults;
       streams.stderr.write(options.output === 'json' ? renderJson(remaining) : renderText(remaining, usedBuiltin));
       return remaining.some((r) => !r.decision.allowed) ? EXIT_DENY : EXIT_CLEAN;
     }

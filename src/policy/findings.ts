@@ -19,7 +19,11 @@ export interface Finding {
   enforcement: Enforcement;
   /** Names of the policies that raise it. */
   policies: string[];
-  /** The mechanical fix, relative to the admitted object; absent when none exists. */
+  /**
+   * The mechanical fix, relative to the admitted object; absent when none exists. Each patch is computed
+   * on the object as evaluated, so two patches may rewrite the same field (one NRI annotation holding
+   * nofile and nproc): apply one, re-evaluate, apply the next (what `check --fix` does).
+   */
   patch?: Operation[];
   /** Identity across an UPDATE: rule + container + subject, independent of list positions. */
   key: string;
