@@ -171,6 +171,8 @@ interface PodState {
   crashSeenAt?: number;
   crashKey: string;
   level: PressureLevel;
+  /** Ticks this pod was scanned in: the first only primes counters (no CPU share, rates or growth yet). */
+  ticks: number;
   written?: WrittenState;
   conditions?: ReportCondition[];
   facts?: { resourceVersion: string | undefined; facts: PodFacts | undefined };
@@ -310,7 +312,7 @@ export class NodeAgent {
   private state(uid: string): PodState {
     let state = this.podState.get(uid);
     if (!state) {
-      state = { history: new PodHistory(this.options.trend), levels: {}, restartCounts: new Map(), crashKey: '', level: 'OK' };
+      state = { history: new PodHistory(this.options.trend), levels: {}, restartCounts: new Map(), crashKey: '', level: 'OK', ticks: 0 };
       this.podState.set(uid, state);
     }
     return state;
@@ -551,7 +553,9 @@ export class NodeAgent {
       });
       const turnedCritical = level === 'Critical' && state.level !== 'Critical';
       state.level = level;
-      if (!matched) continue;
+      state.ticks++;
+      // A report from the first tick would lack the throttled share and the rates, and be rewritten at once.
+      if (!matched || state.ticks < 2) continue;
       if (turnedCritical) void this.criticalEvent(pod, inputs);
       const summary = buildSummary(inputs, level);
       const drafts = conditionDrafts(inputs);
@@ -562,7 +566,10 @@ export class NodeAgent {
         state.written = undefined;
         state.conditions = undefined;
       }
-      const next = { bands: summaryBands(summary), conditionStatuses: conditionStatuses(drafts), crashKey: state.crashKey };
+      // The throttled share is no summary column, but a quarter of the periods more or less is news.
+      const throttled = Math.max(-1, ...pressure.cpu.map((c) => c.throttledPercent ?? -1));
+      const throttledBand = throttled < 0 ? '' : String(Math.floor(throttled / 25));
+      const next = { bands: `${summaryBands(summary)}|${throttledBand}`, conditionStatuses: conditionStatuses(drafts), crashKey: state.crashKey };
       const reason = writeDecision({
         now,
         last: state.written,

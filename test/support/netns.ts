@@ -27,7 +27,7 @@ export function isNftAvailable(): boolean {
 }
 
 // The listener: binds, listens with the given backlog, says `listening`, and never accepts.
-const LISTENER = String.raw`
+export const LISTENER_SCRIPT = String.raw`
 import socket, sys, time
 family = socket.AF_INET6 if sys.argv[1] == '6' else socket.AF_INET
 s = socket.socket(family, socket.SOCK_STREAM)
@@ -42,7 +42,7 @@ while True: time.sleep(3600)
 // 200 ms (closing a connection in SYN_SENT sends nothing, and stops the SYN retransmission that would
 // count the same drop again a second later), says `sent`, and holds the rest until killed (closing them
 // would send FIN/ACKs, which complete handshakes the test wants left half-open).
-const FLOOD = String.raw`
+export const FLOOD_SCRIPT = String.raw`
 import select, socket, sys, time
 family = socket.AF_INET6 if sys.argv[1] == '6' else socket.AF_INET
 host = '::1' if family == socket.AF_INET6 else '127.0.0.1'
@@ -98,7 +98,7 @@ export function waitForLine(child: ChildProcess, expected: string, timeoutMs = 1
  * own way (e.g. inside a pod's cgroups: KubeletPod.spawn); it prints `listening` once it listens.
  */
 export function listenerArgv(netns: TestNetns, port: number, backlog: number, family: 4 | 6 = 4): string[] {
-  return ['ip', 'netns', 'exec', netns.name, 'python3', '-c', LISTENER, String(family), String(port), String(backlog)];
+  return ['ip', 'netns', 'exec', netns.name, 'python3', '-c', LISTENER_SCRIPT, String(family), String(port), String(backlog)];
 }
 
 export class TestNetns {
@@ -169,14 +169,14 @@ export class TestNetns {
 
   /** A listener on 127.0.0.1:port (or [::1]:port) with `backlog` that never accepts. */
   async listen(port: number, backlog: number, family: 4 | 6 = 4): Promise<TestProcess> {
-    const listener = this.spawn('python3', ['-c', LISTENER, String(family), String(port), String(backlog)]);
+    const listener = this.spawn('python3', ['-c', LISTENER_SCRIPT, String(family), String(port), String(backlog)]);
     await waitForLine(listener.child, 'listening');
     return listener;
   }
 
   /** Opens `connections` connections to port at once from inside the netns; holds the answered ones. */
   async flood(port: number, connections: number, family: 4 | 6 = 4): Promise<TestProcess> {
-    const flood = this.spawn('python3', ['-c', FLOOD, String(family), String(port), String(connections)]);
+    const flood = this.spawn('python3', ['-c', FLOOD_SCRIPT, String(family), String(port), String(connections)]);
     await waitForLine(flood.child, 'sent');
     return flood;
   }
