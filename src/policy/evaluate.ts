@@ -49,6 +49,14 @@ function templateLabels(kind: string, object: unknown): Labels {
   return asStringRecord(asRecord(node?.metadata)?.labels);
 }
 
+/**
+ * Whether a policy applies to a pod: its namespace (by name and labels) and its pod or template labels,
+ * minus the policy's excludes. The caller has already dropped the always-excluded namespaces.
+ */
+export function policyMatches(policy: CompiledPolicy, namespace: string, namespaceLabels: Labels, podLabels: Labels): boolean {
+  return !policy.excludeNamespaces.has(namespace) && policy.matchNamespace(namespaceLabels) && policy.matchPod(podLabels) && !policy.excludePod?.(podLabels);
+}
+
 /** The strictest enforcement among the group's matched members; undefined when none matched. */
 function creditOf(group: FamilyGroup<unknown>, matched: Uint8Array): Credit | undefined {
   let enforcement: Enforcement | undefined;
@@ -73,7 +81,7 @@ export function evaluate(compiled: CompiledPolicies, input: EvaluationInput): Ev
   const policies = compiled.policies;
   for (let index = 0; index < policies.length; index++) {
     const policy = policies[index] as CompiledPolicy;
-    const hit = !policy.excludeNamespaces.has(namespace) && policy.matchNamespace(namespaceLabels) && policy.matchPod(labels) && !policy.excludePod?.(labels);
+    const hit = policyMatches(policy, namespace, namespaceLabels, labels);
     matched[index] = hit ? 1 : 0;
     if (hit) matchedPolicies.push(policy.name);
   }

@@ -4,7 +4,7 @@
 // May import only src/api (and npm packages); the webhook, the controller's audit and `check` import it.
 export { compilePolicies, compilePolicy } from './compile.ts';
 export type { CompiledPolicies, CompiledPolicy, CompileOptions } from './compile.ts';
-export { evaluate } from './evaluate.ts';
+export { evaluate, policyMatches } from './evaluate.ts';
 export type { Evaluation, EvaluationInput } from './evaluate.ts';
 export { decide, isControllerOwned } from './decide.ts';
 export type { AdmissionInput, Decision, Operation } from './decide.ts';
