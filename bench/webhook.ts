@@ -187,7 +187,7 @@ function benchAdmit(): Admit {
 const benchAdmission = {
   policyCount: benchPolicies().length,
   admit: benchAdmit(),
-  async startServer(pair: { certPem: string; keyPem: string }): Promise<{ port: number; close: () => Promise<void> }> {
+  async startServer(pair: { certPem: string; keyPem: string }): Promise<{ port: number; close: () => Promise<void>; registry: Registry }> {
     const registry = new Registry();
     // As in production: JSON lines through a buffered asynchronous destination (here /dev/null).
     // CG_BENCH_VARIANT switches costs off for A/B runs, joined by '+': no-log (level warn),
@@ -205,20 +205,27 @@ const benchAdmission = {
       ...(variant.has('fastify-handler-timeout') ? { fastifyHandlerTimeout: true } : {}),
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
-    return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+    return { port: (app.server.address() as AddressInfo).port, close: () => app.close(), registry };
   },
 };
 
 async function serve(kind: 'bare' | 'ours', certFile: string, keyFile: string): Promise<void> {
   const certPem = readFileSync(certFile, 'utf8');
   const keyPem = readFileSync(keyFile, 'utf8');
-  const server = kind === 'bare' ? await startBareServer({ certPem, keyPem }) : await benchAdmission.startServer({ certPem, keyPem });
+  const server: { port: number; close: () => Promise<void>; registry?: Registry } = kind === 'bare'
+    ? await startBareServer({ certPem, keyPem })
+    : await benchAdmission.startServer({ certPem, keyPem });
   process.stdout.write(`${JSON.stringify({ port: server.port })}\n`);
-  // The parent asks for our CPU time with a line "cpu", and closes stdin to stop us.
+  // The parent asks for our CPU time ("cpu") or our latency sums ("latency"), and closes stdin to stop us.
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'cpu') {
       const { user, system } = process.cpuUsage();
       process.stdout.write(`${JSON.stringify({ cpuMicros: user + system })}\n`);
+    } else if (line === 'latency') {
+      // Our own view of each review: routing to answer, from the webhook's latency histogram.
+      const text = server.registry ? await server.registry.metrics() : '';
+      const read = (name: string): number => Number(new RegExp(`^${name}\\{webhook="/validate"\\} (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+      process.stdout.write(`${JSON.stringify({ count: read('controller_runtime_webhook_latency_seconds_count'), sum: read('controller_runtime_webhook_latency_seconds_sum') })}\n`);
     }
   }
   await server.close();
