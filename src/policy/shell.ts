@@ -72,9 +72,14 @@ export function parseScript(script: string): Command[] {
       text = '';
     }
   };
+  // The word after a redirection operator is its target (`> /dev/null`, `2>&1`), not an argument.
+  let dropNextWord = false;
   const endWord = (): void => {
     flushText();
-    if (inWord) words.push({ parts });
+    if (inWord) {
+      if (dropNextWord) dropNextWord = false;
+      else words.push({ parts });
+    }
     parts = [];
     inWord = false;
   };
@@ -95,6 +100,7 @@ export function parseScript(script: string): Command[] {
       }
     }
     words = [];
+    dropNextWord = false;
     before = connector;
   };
 
@@ -169,6 +175,25 @@ export function parseScript(script: string): Command[] {
     if (c === '\n' || c === ';') {
       endCommand(';');
       i += script[i + 1] === ';' && c === ';' ? 2 : 1;
+      continue;
+    }
+    if (c === '>' || c === '<') {
+      // A redirection: `N>`, `>>`, `>&`, `<&`, `>|`, `<>`; a pending all-digit word is its fd number.
+      if (inWord && parts.length === 0 && /^[0-9]+$/.test(text)) {
+        text = '';
+        inWord = false;
+      } else {
+        endWord();
+      }
+      const next = script[i + 1];
+      i += next === '>' || next === '&' || next === '|' || (c === '<' && next === '>') ? 2 : 1;
+      dropNextWord = true;
+      continue;
+    }
+    if (c === '&' && script[i + 1] === '>') {
+      // bash's `&>file`: a redirection of stdout and stderr, not a background job.
+      endWord();
+      i++;
       continue;
     }
     if (c === '&' || c === '|') {

@@ -54,6 +54,10 @@ const SCRIPTS = [
   'ulimit -Sn 100; ulimit -Sn 200',
   'ulimit -n 600000 || true; ulimit -Sn 8192',
   'ulimit -n 2048; ulimit -n 4096',
+  'ulimit -n 4096 2>/dev/null',
+  'ulimit -n 600000 >/dev/null',
+  'ulimit -n 600000 1>&2',
+  'ulimit -n 3000 > /dev/null; ulimit -Sn 2000 </dev/null',
 ];
 
 interface Observed {
