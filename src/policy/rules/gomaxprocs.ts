@@ -52,7 +52,8 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
   const found = lookupEnv(c.env, 'GOMAXPROCS');
   const limit = c.cpuLimit && c.cpuLimit.nano > 0n ? c.cpuLimit : undefined;
   const ceilLimit = limit ? ceilUnits(limit) : undefined;
-  const values = (extra: Record<string, string | number | boolean>): Record<string, string | number | boolean> => ({
+  /** The finding's values plus the CPU limit it was judged against (and whether a LimitRange gave it). */
+  const withCpu = (extra: Record<string, string | number | boolean>): Record<string, string | number | boolean> => ({
     ...extra,
     ...(c.cpuLimitText !== undefined ? { cpuLimit: c.cpuLimitText } : {}),
     ...(c.cpuLimitDefaulted ? { cpuLimitDefaulted: true } : {}),
@@ -72,7 +73,7 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
     if (!ref.resource.endsWith('.cpu')) {
       emit({
         rule: R.resourceNotCpu, container: c.name, path: `${path}.valueFrom.resourceFieldRef.resource`, subject: 'GOMAXPROCS',
-        values: values({ resource: ref.resource }),
+        values: withCpu({ resource: ref.resource }),
         message: `GOMAXPROCS comes from resourceFieldRef ${ref.resource}, which injects a byte count, not CPUs`,
         fix: hasOwnDeclaredLimit(c) ? 'Use resourceFieldRef limits.cpu with divisor "1".' : 'Set a CPU limit and use resourceFieldRef limits.cpu.',
         cap: 'Deny',
@@ -84,7 +85,7 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
     if (divisor && isMilliDivisor(divisor)) {
       emit({
         rule: R.divisorMillicores, container: c.name, path: `${path}.valueFrom.resourceFieldRef.divisor`, subject: 'GOMAXPROCS',
-        values: values({ divisor: ref.divisor ?? '' }),
+        values: withCpu({ divisor: ref.divisor ?? '' }),
         message: `GOMAXPROCS from ${ref.resource} with divisor ${ref.divisor ?? ''} is in millicores (a 2-core limit gives GOMAXPROCS=2000)`,
         fix: 'Set the resourceFieldRef divisor to "1".',
         cap: 'Deny',
@@ -95,7 +96,7 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
     if (divisor && divisor.nano !== 0n && !isAcceptedCpuDivisor(divisor)) {
       emit({
         rule: R.divisorRejected, container: c.name, path: `${path}.valueFrom.resourceFieldRef.divisor`, subject: 'GOMAXPROCS',
-        values: values({ divisor: ref.divisor ?? '' }),
+        values: withCpu({ divisor: ref.divisor ?? '' }),
         message: `the API server accepts only divisors that print as "1" or "1m" for ${ref.resource}; ${ref.divisor ?? ''} is rejected`,
         fix: 'Set the resourceFieldRef divisor to "1".',
         cap: 'Deny',
@@ -107,7 +108,7 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
       const podLimit = pod.podCpuLimit;
       emit({
         rule: R.refWithoutCpuLimit, container: c.name, path: `${path}.valueFrom.resourceFieldRef`, subject: 'GOMAXPROCS',
-        values: values({ resource: ref.resource, container: target, ...(podLimit ? { resolvesTo: `pod limit ${ceilUnits(podLimit)}` } : { resolvesTo: 'node allocatable CPUs' }) }),
+        values: withCpu({ resource: ref.resource, container: target, ...(podLimit ? { resolvesTo: `pod limit ${ceilUnits(podLimit)}` } : { resolvesTo: 'node allocatable CPUs' }) }),
         message: `GOMAXPROCS from limits.cpu of container ${target}, which has no CPU limit of its own: it resolves to ${podLimit ? 'the pod-level limit' : "the node's allocatable CPUs (GOMAXPROCS=64 on a 64-core node)"}`,
         fix: `Give container ${target} a CPU limit.`,
         cap: 'Deny',
@@ -119,7 +120,7 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
   if (!entry.known) {
     emit({
       rule: R.unverifiable, container: c.name, path, subject: 'GOMAXPROCS',
-      values: values({ source: entry.source }),
+      values: withCpu({ source: entry.source }),
       message: `GOMAXPROCS comes from a ${entry.source === 'literal' ? 'reference to an unknowable variable' : entry.source} and cannot be checked before the pod runs`,
       fix: 'Set GOMAXPROCS from resourceFieldRef limits.cpu instead.',
       cap: 'Warn',
@@ -128,7 +129,6 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
   }
 
   const n = goMaxProcsValue(entry.value);
-  const isLiteralEntry = entry.source === 'literal';
   if (n === undefined) {
     const replacement = hasOwnDeclaredLimit(c)
       ? () => replaceEnvEntry(c, entry.index, GOMAXPROCS_FROM_LIMIT)
@@ -137,11 +137,11 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
         : () => removeEnvEntry(c, entry.index);
     emit({
       rule: R.notPositiveInteger, container: c.name, path, subject: 'GOMAXPROCS',
-      values: values({ GOMAXPROCS: entry.value }),
+      values: withCpu({ GOMAXPROCS: entry.value }),
       message: `GOMAXPROCS=${JSON.stringify(entry.value)} is not a positive integer: Go ignores it and uses its own default`,
       fix: hasOwnDeclaredLimit(c) ? 'Set GOMAXPROCS from resourceFieldRef limits.cpu, divisor "1".' : ceilLimit !== undefined ? `Set GOMAXPROCS to ${ceilLimit}.` : 'Remove GOMAXPROCS.',
       cap: 'Deny',
-      patch: isLiteralEntry || entry.source === 'fieldRef' || entry.source === 'resourceFieldRef' ? replacement : undefined,
+      patch: replacement,
     });
     return;
   }
@@ -151,7 +151,7 @@ export function checkGomaxprocs(pod: PodFacts, c: ContainerFacts, params: Gomaxp
       const own = hasOwnDeclaredLimit(c);
       emit({
         rule: R.aboveCpuLimit, container: c.name, path, subject: 'GOMAXPROCS',
-        values: values({ GOMAXPROCS: n, allowed }),
+        values: withCpu({ GOMAXPROCS: n, allowed }),
         message: `GOMAXPROCS=${n} exceeds ceil(limits.cpu ${c.cpuLimitText ?? ''}) + ${params.maxOverCPULimit} = ${allowed}: more runnable threads than the quota, so the container is throttled`,
         fix: own ? 'Set GOMAXPROCS from resourceFieldRef limits.cpu, divisor "1".' : `Set GOMAXPROCS to ${ceilLimit}.`,
         cap: 'Deny',
