@@ -1,9 +1,11 @@
 // Issue 6 through the real API server and kube-controller-manager, with a VWC whose failurePolicy is Fail
 // (a dead webhook fails these tests instead of passing them). Every "allowed" is paired with a denial in
 // the same run, so an allowed case can never pass because nothing was enforced.
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVED_GENERATIONS_ANNOTATION, renderValidatingWebhookConfiguration, runWebhook, webhookLeaseName, type WebhookRuntime } from '../../src/webhook/index.ts';
@@ -278,3 +280,44 @@ describe('the Lease of this replica', () => {
     expect(writes.length).toBeGreaterThan(0);
   });
 });
+
+describe('the serving certificate from a Secret', () => {
+  it('is read through an informer on that one Secret and hot-reloaded when the Secret changes', async () => {
+    const secretYaml = (pair: { certPem: string; keyPem: string }): string => JSON.stringify({
+      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
+      metadata: { name: 'webhook-serving', namespace: OWN },
+      data: { 'tls.crt': Buffer.from(pair.certPem).toString('base64'), 'tls.key': Buffer.from(pair.keyPem).toString('base64') },
+    });
+    const first = authority.issue('from-secret-1');
+    await cluster.kubectl(['apply', '-f', '-'], { input: secretYaml(first) });
+    const secondStop = new AbortController();
+    const listening = Promise.withResolvers<WebhookRuntime>();
+    const second = runWebhook({
+      namespace: OWN, port: 0, certDir: '/nonexistent', certSecret: 'webhook-serving', metricsPort: 0, healthPort: 0,
+      host: '127.0.0.1', kubeconfig: cluster.kubeconfigPath, drainDelayMs: 0, certificatePollIntervalMs: 100,
+      log: pino({ level: 'warn' }), onListening: (r) => listening.resolve(r),
+    }, secondStop.signal);
+    second.catch((error: unknown) => listening.reject(error));
+    const fromSecret = await listening.promise;
+    try {
+      expect(await servedSerial(fromSecret.port)).toBe(new X509Certificate(first.certPem).serialNumber);
+      const next = authority.issue('from-secret-2');
+      await cluster.kubectl(['apply', '-f', '-'], { input: secretYaml(next) });
+      const nextSerial = new X509Certificate(next.certPem).serialNumber;
+      await waitUntil('the rotated Secret to be served', async () => (await servedSerial(fromSecret.port)) === nextSerial, 30_000, 200);
+    } finally {
+      secondStop.abort();
+      await second;
+    }
+  });
+});
+
+function servedSerial(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: authority.certPem }, () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
