@@ -5,15 +5,19 @@
 // 1. cold start with no reports: list, evaluate every pod, write the reports of the violating ones under
 //    the write budget → list time, evaluation time, report write rate;
 // 2. a second process started over the same cluster (reports exist): list + evaluate with every write
-//    suppressed → the "list + evaluate ≤ 10 s" figure and peak RSS (target ≤ 300 MiB).
+//    suppressed → the "list + evaluate ≤ 10 s" figure and peak RSS (target ≤ 300 MiB);
+// 3. webhook and controller in one process, as `manager` runs them: admission latency measured from
+//    outside at a fixed rate, while the audit's full pass runs in its worker and after it (idle).
 // Run: node bench/controller.ts [pods=10000] [policies=100]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { CONCURRENCY_POLICIES, KubeClient, PODS, connectionFromKubeconfig } from '../src/kube/index.ts';
+import { Pool } from 'undici';
+import { CONCURRENCY_POLICIES, KubeClient, PODS, SECRETS, connectionFromKubeconfig } from '../src/kube/index.ts';
 import { startCluster, waitUntil } from '../test/support/cluster.ts';
+import { admissionReview, podObject, REALISTIC_CONTAINERS } from '../test/unit/webhook-fixtures.ts';
 
 const PODS_TOTAL = Number(process.argv[2] ?? 10_000);
 const POLICIES = Number(process.argv[3] ?? 100);
@@ -21,8 +25,11 @@ const NAMESPACES = 20;
 const OWN = 'cg-bench-system';
 const WRITES_PER_SECOND = 50;
 const ROOT = join(import.meta.dirname, '..');
+const SECRET = 'cg-bench-webhook-tls';
+/** Admission reviews per second during phase 3 (open loop). */
+const REVIEW_RATE = 400;
 
-interface LogLine { msg: string; level: number; [field: string]: unknown }
+interface LogLine { msg: string; level: number; receivedAt?: number; [field: string]: unknown }
 
 function podBody(namespace: string, index: number): Record<string, unknown> {
   // One pod in twenty violates (GOMAXPROCS above ceil(limits.cpu)); every pod has two containers.
@@ -73,18 +80,41 @@ function peakRssMiB(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-function startController(kubeconfig: string): { child: ChildProcess; lines: LogLine[]; startedAt: number } {
+function startController(kubeconfig: string, withWebhook = false): { child: ChildProcess; lines: LogLine[]; startedAt: number } {
   const config = {
     namespace: OWN, leaderElect: false, reportTtl: 3600_000, resync: 3600_000, reports: 'problems',
-    certificates: 'cert-manager', webhookConfiguration: 'unused', webhookService: 'unused', certSecret: 'unused',
-    kubeconfig, reportWritesPerSecond: WRITES_PER_SECOND, reportWriteBurst: 100,
+    certificates: 'controller', webhookConfiguration: 'cg-bench-absent', webhookService: 'concurrency-guard-webhook', certSecret: SECRET,
+    kubeconfig, reportWritesPerSecond: WRITES_PER_SECOND, reportWriteBurst: 100, certificate: { ipAddresses: ['127.0.0.1'] },
   };
+  // With the webhook: it starts first (the Secret exists from phase 1), then the controller 3 s after it listens.
   const script = `
     import { runController } from ${JSON.stringify(join(ROOT, 'src/controllers/index.ts'))};
+    import { runWebhook } from ${JSON.stringify(join(ROOT, 'src/webhook/index.ts'))};
     import { createLogger } from ${JSON.stringify(join(ROOT, 'src/runtime/index.ts'))};
     const controller = new AbortController();
     process.on('SIGTERM', () => controller.abort(new Error('SIGTERM')));
-    await runController({ ...JSON.parse(process.env.CG_CONTROLLER_CONFIG), log: createLogger({ name: 'bench', level: 'info' }) }, controller.signal);
+    const config = JSON.parse(process.env.CG_CONTROLLER_CONFIG);
+    const log = createLogger({ name: 'bench', level: 'info' });
+    const running = [];
+    // The main thread's own stalls, per second: what the webhook on this thread would feel.
+    const { monitorEventLoopDelay } = await import('node:perf_hooks');
+    const delay = monitorEventLoopDelay({ resolution: 5 });
+    delay.enable();
+    setInterval(() => {
+      log.info({ p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 }, 'main event loop delay');
+      delay.reset();
+    }, 1000).unref();
+    if (${withWebhook}) {
+      const listening = Promise.withResolvers();
+      running.push(runWebhook({ namespace: config.namespace, podName: 'bench-webhook', port: 0, certDir: '/nonexistent', certSecret: config.certSecret,
+        metricsPort: 0, healthPort: 0, host: '127.0.0.1', kubeconfig: config.kubeconfig, log: createLogger({ name: 'bench-webhook', level: 'warn' }),
+        onListening: (runtime) => { log.info({ port: runtime.port }, 'bench webhook listening'); listening.resolve(); } }, controller.signal));
+      await listening.promise;
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
+    log.info('bench controller starting');
+    running.push(runController({ ...config, log }, controller.signal));
+    await Promise.all(running);
   `;
   const startedAt = performance.now();
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
@@ -93,7 +123,7 @@ function startController(kubeconfig: string): { child: ChildProcess; lines: LogL
   const lines: LogLine[] = [];
   createInterface({ input: child.stderr }).on('line', (text) => {
     try {
-      const line = JSON.parse(text) as LogLine & { receivedAt?: number };
+      const line = JSON.parse(text) as LogLine;
       line.receivedAt = performance.now();
       lines.push(line);
     } catch {
@@ -145,7 +175,58 @@ try {
   const warmPass = find(warm.lines, 'audit pass complete')!;
   const warmRss = peakRssMiB(warm.child.pid!);
   await stopController(warm.child);
+
+  // 3. Webhook and controller in one process: admission latency during the audit's pass and after it.
+  const secret = await client.get<{ metadata: object; data: Record<string, string> }>(SECRETS, OWN, SECRET);
+  const ca = Buffer.from(secret.data['ca.crt']!, 'base64').toString();
+  const managed = startController(cluster.kubeconfigPath, true);
+  await waitUntil('the webhook listening', () => find(managed.lines, 'bench webhook listening') !== undefined, 120_000, 50);
+  const port = find(managed.lines, 'bench webhook listening')!['port'] as number;
+  const pool = new Pool(`https://127.0.0.1:${port}`, { connections: 8, pipelining: 1, connect: { ca, servername: 'concurrency-guard-webhook.cg-bench-system.svc' }, keepAliveTimeout: 120_000 });
+  const body = JSON.stringify(admissionReview({ namespace: 'bench-0', object: podObject({ name: 'web', namespace: 'bench-0', containers: REALISTIC_CONTAINERS }) }));
+  const samples: { at: number; ms: number; ok: boolean }[] = [];
+  let loadRunning = true;
+  const inFlight = new Set<Promise<void>>();
+  const load = (async () => {
+    const interval = 1000 / REVIEW_RATE;
+    let next = performance.now();
+    while (loadRunning) {
+      const scheduled = next;
+      const request = pool.request({ path: '/validate', method: 'POST', body, headers: { 'content-type': 'application/json' } })
+        .then(async (res) => { await res.body.dump(); samples.push({ at: scheduled, ms: performance.now() - scheduled, ok: res.statusCode === 200 }); })
+        .catch(() => { samples.push({ at: scheduled, ms: performance.now() - scheduled, ok: false }); });
+      inFlight.add(request);
+      void request.finally(() => inFlight.delete(request));
+      next += interval;
+      const wait = next - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  })();
+  await waitUntil('the managed pass', () => find(managed.lines, 'audit pass complete') !== undefined, 600_000, 50);
+  const auditStart = find(managed.lines, 'bench controller starting')!.receivedAt;
+  const auditEnd = find(managed.lines, 'audit pass complete')!.receivedAt;
+  const idleFrom = performance.now() + 2_000;
+  await new Promise((resolve) => setTimeout(resolve, 2_000 + Math.max(3_000, auditEnd - auditStart)));
+  loadRunning = false;
+  await load;
+  await Promise.all(inFlight);
+  await pool.close();
+  const managedRss = peakRssMiB(managed.child.pid!);
+  await stopController(managed.child);
   client.close();
+  const loopDelay = (from: number, to: number): { worstSecondP99Ms: number; maxMs: number } => {
+    const seconds = managed.lines.filter((l) => l.msg === 'main event loop delay' && (l.receivedAt ?? 0) >= from && (l.receivedAt ?? 0) < to + 1000);
+    return {
+      worstSecondP99Ms: Math.round(Math.max(0, ...seconds.map((l) => l['p99Ms'] as number)) * 10) / 10,
+      maxMs: Math.round(Math.max(0, ...seconds.map((l) => l['maxMs'] as number)) * 10) / 10,
+    };
+  };
+  const window = (from: number, to: number): { requests: number; failed: number; p50: number; p99: number; max: number } => {
+    const inside = samples.filter((x) => x.at >= from && x.at < to);
+    const sorted = inside.map((x) => x.ms).sort((a, b) => a - b);
+    const pick = (p: number): number => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN) * 100) / 100;
+    return { requests: inside.length, failed: inside.filter((x) => !x.ok).length, p50: pick(0.5), p99: pick(0.99), max: pick(1) };
+  };
 
   const startToDone = Math.round(warmPass.receivedAt - warm.startedAt);
   console.log(JSON.stringify({
@@ -159,7 +240,13 @@ try {
       listMs: warmSynced['listMs'], evaluationMs: warmPass['evaluationMs'], passMs: warmPass['durationMs'], writes: warmPass['writes'],
       processStartToPassDoneMs: startToDone, peakRssMiB: warmRss, workerHeapUsedMiB: warmPass['heapUsedMiB'],
     },
-    targets: { listPlusEvaluateMs: 10_000, peakRssMiB: 300 },
+    managed: {
+      reviewsPerSecond: REVIEW_RATE, auditPassMs: Math.round(auditEnd - auditStart), peakRssMiB: managedRss,
+      duringAudit: window(auditStart, auditEnd), idle: window(idleFrom, Number.POSITIVE_INFINITY),
+      mainThreadEventLoopDelay: { duringAudit: loopDelay(auditStart, auditEnd), idle: loopDelay(idleFrom, Number.POSITIVE_INFINITY) },
+      loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+    },
+    targets: { listPlusEvaluateMs: 10_000, peakRssMiB: 300, webhookP99DuringAuditMs: 5 },
   }, null, 2));
 } finally {
   await cluster.stop();

@@ -207,7 +207,7 @@ export async function runController(options: RunControllerOptions, signal: Abort
     certificates?.start();
     await new Promise((resolve) => { if (done.aborted) resolve(undefined); else done.addEventListener('abort', resolve, { once: true }); });
     log.info({ identity, reason: describeError(term.aborted ? term.reason : signal.reason) }, 'leader work stopping');
-    await Promise.all([status.stop(), audit.stop(), certificates?.stop()]);
+    await Promise.all([status.stop(), audit.stop({ immediate: term.aborted && !signal.aborted }), certificates?.stop()]);
   };
 
   const aborted = new Promise<undefined>((resolve) => {

@@ -61,7 +61,11 @@ export class AuditSupervisor {
     if (policy.metadata.generation !== old.metadata.generation || policy.metadata.uid !== old.metadata.uid) this.schedule('policies');
   };
 
-  async stop(): Promise<void> {
+  /**
+   * `immediate` (leadership lost): the worker is terminated at once, so no write of a former leader is
+   * still going out when the next one starts. Otherwise (shutdown) in-flight writes may finish first.
+   */
+  async stop(options: { immediate?: boolean } = {}): Promise<void> {
     this.stopping = true;
     for (const off of this.unsubscribe.splice(0)) off();
     if (this.debounce) clearTimeout(this.debounce);
@@ -69,6 +73,10 @@ export class AuditSupervisor {
     const worker = this.worker;
     this.worker = undefined;
     if (!worker) return;
+    if (options.immediate) {
+      await worker.terminate();
+      return;
+    }
     const stopped = new Promise<void>((resolve) => {
       worker.on('message', (message: FromWorker) => { if (message.type === 'stopped') resolve(); });
       worker.once('exit', () => resolve());
