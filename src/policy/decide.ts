@@ -38,7 +38,8 @@ export interface Decision {
   matchedPolicies: string[];
 }
 
-const ALLOW: Decision = { allowed: true, denials: [], warnings: [], findings: [], matchedPolicies: [] };
+/** A fresh allow each time: callers may append to the arrays. */
+const allow = (): Decision => ({ allowed: true, denials: [], warnings: [], findings: [], matchedPolicies: [] });
 
 /** Owned by a controller: created from a template that was itself admitted. */
 export function isControllerOwned(object: unknown): boolean {
@@ -53,10 +54,10 @@ function isDeleting(object: unknown): boolean {
 }
 
 export function decide(compiled: CompiledPolicies, input: AdmissionInput): Decision {
-  if (input.operation !== 'CREATE' && input.operation !== 'UPDATE') return ALLOW;
-  if (isDeleting(input.object)) return ALLOW;
+  if (input.operation !== 'CREATE' && input.operation !== 'UPDATE') return allow();
+  if (isDeleting(input.object)) return allow();
   const sub = input.subResource ?? '';
-  if (sub !== '' && sub !== 'resize' && sub !== 'ephemeralcontainers') return ALLOW;
+  if (sub !== '' && sub !== 'resize' && sub !== 'ephemeralcontainers') return allow();
 
   let cap: 'Deny' | 'Warn' = 'Deny';
   if (sub === 'ephemeralcontainers') cap = 'Warn'; // never block kubectl debug

@@ -33,7 +33,6 @@ export interface Evaluation {
 }
 
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
-const EMPTY: Evaluation = { findings: [], matchedPolicies: [] };
 
 /** The matched members of one family group: the policies a finding is credited to. */
 interface Credit {
@@ -68,10 +67,10 @@ function creditOf(group: FamilyGroup<unknown>, matched: Uint8Array): Credit | un
 }
 
 export function evaluate(compiled: CompiledPolicies, input: EvaluationInput): Evaluation {
-  if (!podLocationOf(input.kind)) return EMPTY;
+  if (!podLocationOf(input.kind)) return { findings: [], matchedPolicies: [] };
   const metadata = asRecord(asRecord(input.object)?.metadata);
   const namespace = input.namespace ?? asString(metadata?.namespace) ?? 'default';
-  if (compiled.excludedNamespaces.has(namespace)) return EMPTY;
+  if (compiled.excludedNamespaces.has(namespace)) return { findings: [], matchedPolicies: [] };
   let namespaceLabels = input.namespaceLabels;
   if (namespaceLabels?.[NAMESPACE_NAME_LABEL] !== namespace) namespaceLabels = { ...namespaceLabels, [NAMESPACE_NAME_LABEL]: namespace };
   const labels = templateLabels(input.kind, input.object);
