@@ -582,12 +582,19 @@ function dialectsFor(shell: string, image: string): { dialects: readonly Dialect
   return { dialects: ALL_DIALECTS, known: false };
 }
 
-/** Finds `sh -c SCRIPT` (or bash/dash/ash/busybox sh) in argv; undefined for anything else. */
+const WRAPPERS = new Set(['env', 'tini', 'dumb-init', 'catatonit']);
+
+/** Finds `sh -c SCRIPT` (or bash/dash/ash/busybox sh, behind env/tini/dumb-init) in argv. */
 export function findShellInvocation(argv: readonly string[], image: string): ShellInvocation | undefined {
   if (argv.length < 2) return undefined;
   let index = 0;
   let shell = basename(argv[0] as string);
-  if (shell === 'env' && argv.length > 2) shell = basename(argv[++index] as string);
+  // Init wrappers exec their arguments in the same process, so the script's limits are the program's.
+  while (WRAPPERS.has(shell) && index + 1 < argv.length) {
+    index++;
+    while (index < argv.length - 1 && (argv[index] as string).startsWith('-')) index++;
+    shell = basename(argv[index] as string);
+  }
   if (shell === 'busybox') {
     const applet = argv[index + 1];
     if (applet !== 'sh' && applet !== 'ash') return undefined;

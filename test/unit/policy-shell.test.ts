@@ -120,6 +120,9 @@ describe('finding the script', () => {
     [['busybox', 'sh', '-c', 's'], 'x', 's', false],
     [['sh', '-e', '-c', 's'], 'x', 's', true],
     [['sh', '-o', 'pipefail', '-c', 's'], 'x', 's', false],
+    [['tini', '--', 'sh', '-c', 's'], 'x', 's', false],
+    [['/usr/bin/dumb-init', '--single-child', '--', 'bash', '-ec', 's'], 'x', 's', true],
+    [['env', 'bash', '-c', 's'], 'x', 's', false],
   ] as const)('%j', (argv, image, script, errexit) => {
     const found = findShellInvocation(argv, image);
     expect(found?.script).toBe(script);
