@@ -21,7 +21,7 @@ import {
 } from '../../src/node-agent/readers/pod-logs.ts';
 import { buildGoFixture, goAvailable } from '../fixtures/go/build.ts';
 import { createKubeletPodCgroups, isCgroupV1Available, randomContainerID, type KubeletPodCgroups } from '../support/cgroups.ts';
-import { criLines } from '../support/pod-logs.ts';
+import { criLines, writeContainerLog as writeInstanceLog } from '../support/pod-logs.ts';
 import { requirement } from '../support/require.ts';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cg-pod-logs-'));
@@ -29,12 +29,10 @@ afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
 let podCounter = 0;
 
-/** Writes `<root>/<ns>_<pod>_<uid>/<container>/<instance>.log` and returns the pod reference. */
+/** Writes `<root>/<ns>_<pod>_<uid>/<container>/<instance>.log` of a new pod and returns the pod reference. */
 function writeContainerLog(root: string, container: string, instances: Record<number, string>): PodLogRef {
   const pod: PodLogRef = { namespace: 'shop', name: `web-${podCounter++}`, uid: '6f1c2a4e-93b0-4c1e-9d5e-0a8b7c6d5e4f' };
-  const dir = path.join(root, `${pod.namespace}_${pod.name}_${pod.uid}`, container);
-  fs.mkdirSync(dir, { recursive: true });
-  for (const [n, content] of Object.entries(instances)) fs.writeFileSync(path.join(dir, `${n}.log`), content);
+  for (const [n, content] of Object.entries(instances)) writeInstanceLog(root, pod, container, Number(n), content);
   return pod;
 }
 
