@@ -41,8 +41,6 @@ const NO_PREFIXES: readonly string[] = [];
 export interface ResourceResolver {
   /** Container resources after LimitRange defaulting, by container name. */
   resource(containerName: string, resource: string): Quantity | undefined;
-  /** Whether that container declares the resource itself (not defaulted, not pod-level). */
-  ownResource(containerName: string, resource: string): boolean;
   podLimit(resource: string): Quantity | undefined;
   labels: Readonly<Record<string, string>> | undefined;
   annotations: Readonly<Record<string, string>> | undefined;

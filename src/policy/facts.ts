@@ -63,6 +63,8 @@ export interface ContainerFacts {
   nri?: NriDeclaration;
   securityContextUlimits?: UlimitEntry[];
   shell?: ShellInvocation;
+  /** Field path of the script argument, e.g. `spec.containers[0].args[1]`. */
+  shellPath?: string;
   /** The script after the kubelet's `$(VAR)` expansion of command and args. */
   argv: readonly string[];
 }
@@ -109,7 +111,6 @@ export interface PodFacts {
   hasEphemeral: boolean;
   podCpuLimit?: Quantity;
   sysctls: SysctlFacts[];
-  hasSysctls: boolean;
   hostNetwork: boolean;
   hostIPC: boolean;
   hostUsers: boolean;
@@ -267,7 +268,6 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
     hasEphemeral: asArray(spec.ephemeralContainers).length > 0,
     podCpuLimit,
     sysctls: [],
-    hasSysctls: Array.isArray(podSecurity?.sysctls),
     hostNetwork: spec.hostNetwork === true,
     hostIPC: spec.hostIPC === true,
     hostUsers: spec.hostUsers !== false,
@@ -283,12 +283,6 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
       const [section, name] = resource.split('.', 2) as [string, string | undefined];
       const map = asRecord(asRecord(target.container.resources)?.[section === 'limits' ? 'limits' : 'requests']);
       return name && map ? parseQuantityValue(map[name]) : undefined;
-    },
-    ownResource(containerName, resource) {
-      const target = facts.containers.find((c) => c.name === containerName);
-      if (!target) return false;
-      if (resource === 'limits.cpu') return target.cpuLimit !== undefined && !target.cpuLimitDefaulted;
-      return true;
     },
     podLimit(resource) {
       return podResources ? parseQuantityValue(podResources[resource]) : undefined;
@@ -394,6 +388,11 @@ export function podFactsOf(kind: string, object: unknown, limitRanges: readonly 
       // A script whose text depends on unknowable values is treated as unresolvable.
       if (shell && known) facts_.shell = shell;
       else if (shell) facts_.shell = { ...shell, script: '$(__unresolved__)' };
+      if (shell) {
+        facts_.shellPath = shell.argvIndex < command.length
+          ? `${facts_.path}.command[${shell.argvIndex}]`
+          : `${facts_.path}.args[${shell.argvIndex - command.length}]`;
+      }
     }
     if (nriKeys) {
       const key = nriKeys.get(facts_.name);

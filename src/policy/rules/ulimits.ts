@@ -181,7 +181,7 @@ function consequence(fatal: boolean, old: string): string {
 }
 
 function checkShell(c: ContainerFacts, analysis: ShellAnalysis, startNofile: Limit, emit: Emit): void {
-  const path = `${c.path}.command`;
+  const path = c.shellPath ?? `${c.path}.command`;
   const { outcomes, dialectKnown } = analysis;
   const dialectNames = outcomes.map((o) => o.dialect).join('/');
   // A kind of event that every dialect produces is determinate; one that only some produce is a warning.
@@ -286,7 +286,7 @@ export function checkUlimits(pod: PodFacts, c: ContainerFacts, params: UlimitPar
       const sourceEntry = nofile.source === 'nri' ? entryFor(c.nri?.entries, 'NOFILE') : nofile.source === 'securityContext' ? entryFor(c.securityContextUlimits, 'NOFILE') : undefined;
       const hard = Math.max(nofile.limit.hard, nofileFloor);
       emit({
-        rule: R.nofileBelowFloor, container: c.name, path: nofile.source === 'shell' ? `${c.path}.command` : nofile.source === 'nri' ? `${pod.metadataPath}.annotations[${c.nri?.key ?? ''}]` : `${c.path}.securityContext.ulimits`,
+        rule: R.nofileBelowFloor, container: c.name, path: nofile.source === 'shell' ? (c.shellPath ?? `${c.path}.command`) : nofile.source === 'nri' ? `${pod.metadataPath}.annotations[${c.nri?.key ?? ''}]` : `${c.path}.securityContext.ulimits`,
         subject: 'nofile',
         values: { source: nofile.source, soft: limitText(nofile.limit.soft), floor: nofileFloor, ...(c.cpuLimitDefaulted && params.nofileMinPerCPU > 0 ? { cpuLimitDefaulted: true } : {}) },
         message: `soft nofile ${limitText(nofile.limit.soft)} (from ${nofile.source}) is below the floor ${nofileFloor}${params.nofileMinPerCPU > 0 ? ` (max of ${params.nofileMinSoft} and ${params.nofileMinPerCPU} × ${cores} CPUs)` : ''}`,
