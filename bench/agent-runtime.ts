@@ -7,7 +7,7 @@
 // steady window: the agent's CPU from /proc/PID/stat, its RSS from /proc/PID/status, and the report
 // writes per pod per minute as the API server's audit log counts them — never the agent's counters.
 // Needs root and cgroup v1 (pids, cpu, cpuacct).
-//   node bench/agent-runtime.ts [--pods 100] [--interval 10000] [--warmup 40] [--window 180] [--node-flags '--max-semi-space-size=2']
+//   node bench/agent-runtime.ts [--pods 100] [--interval 10000] [--warmup 40] [--window 180] [--node-flags=--max-semi-space-size=2]
 // --node-flags: V8 flags for the agent's process (what the image's entrypoint would pass), e.g. a smaller
 // young generation, which trades a little GC CPU for RSS.
 import { execFileSync, spawn } from 'node:child_process';
