@@ -21,6 +21,9 @@ const CONTROLLER_USER = 'e2e-audit-controller';
 const WEBHOOK_LEASE = 'concurrency-guard-webhook-e2e-audit-0';
 /** Long enough for the steps before the TTL test, short enough to watch reports expire. */
 const REPORT_TTL_MS = 15_000;
+/** Short, so that the test sees resyncs happen (and write nothing). */
+const RESYNC_MS = 8_000;
+let startedAt = 0;
 
 let cluster: Cluster;
 let agentWriter: ReportWriter;
@@ -149,8 +152,9 @@ beforeAll(async () => {
       callback();
     },
   });
+  startedAt = Date.now();
   running = runController({
-    namespace: OWN, leaderElect: false, reportTtl: REPORT_TTL_MS, resync: 3600_000, reports: 'problems',
+    namespace: OWN, leaderElect: false, reportTtl: REPORT_TTL_MS, resync: RESYNC_MS, reports: 'problems',
     certificates: 'cert-manager', webhookConfiguration: 'unused', webhookService: 'unused', certSecret: 'unused',
     kubeconfig, statusCoalesceMs: 500, log: pino({ level: 'info' }, sink),
   }, stop.signal);
@@ -272,12 +276,31 @@ spec:
     await waitUntil('the report follows the pod to its node', async () => (await reports(NS_A)).get('unbound')?.spec.nodeName === 'node-late', 30_000, 250);
   });
 
+  it('a resync re-evaluates every pod and writes no report that would not change', async () => {
+    const reportWrites = (): number => cluster.auditEvents((e) => e.objectRef?.resource === 'concurrencyreports'
+      && ['create', 'patch', 'update'].includes(e.verb) && e.user.username === CONTROLLER_USER).length;
+    let previous = -1;
+    await waitUntil('report writes settled', () => {
+      const now = reportWrites();
+      const settled = now === previous;
+      previous = now;
+      return settled;
+    }, 60_000, 3_000);
+    const auditedBefore = Date.parse((await getPolicy()).status?.lastAuditTime ?? '');
+    await new Promise((resolve) => setTimeout(resolve, 2 * RESYNC_MS + 1_000));
+    expect(reportWrites()).toBe(previous);
+    // A pass did run in between: the policy says when it last completed.
+    expect(Date.parse((await getPolicy()).status?.lastAuditTime ?? '')).toBeGreaterThan(auditedBefore);
+  });
+
   it('status writes were coalesced, and every write was by the controller\'s identity', () => {
     const statusWrites = cluster.auditEvents((e) => e.objectRef?.resource === 'concurrencypolicies' && e.objectRef.subresource === 'status' && e.verb === 'patch');
-    console.log(`policy status writes: ${statusWrites.length}`);
+    const resyncs = Math.ceil((Date.now() - startedAt) / RESYNC_MS);
+    console.log(`policy status writes: ${statusWrites.length} over ${resyncs} resync periods`);
     expect(statusWrites.length).toBeGreaterThanOrEqual(4);
-    // 4 distinct states were reached (not ready, ready, generation 2, two count changes): a handful of writes, not one per pod.
-    expect(statusWrites.length).toBeLessThanOrEqual(15);
+    // About 8 distinct states were reached (not ready, ready, generation 2, count changes, a new policy), plus
+    // lastAuditTime once per resync: a handful of writes, not one per pod (56 pods, ~80 report writes).
+    expect(statusWrites.length).toBeLessThanOrEqual(12 + resyncs);
     expect(new Set(statusWrites.map((e) => e.user.username))).toEqual(new Set([CONTROLLER_USER]));
     const errors = logLines.filter((l) => l.level >= 50);
     expect(errors).toEqual([]);
