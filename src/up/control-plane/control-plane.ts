@@ -128,7 +128,8 @@ export class ControlPlane {
 
   private static async create(options: ControlPlaneOptions): Promise<ControlPlane> {
     const binaries = locateBinaries();
-    const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    // CG_WORK_ROOT lets a CI run find exactly its own leftovers; tmpfs keeps etcd fast without fsync.
+    const base = process.env['CG_WORK_ROOT'] ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
     const workDir = options.workDir ?? mkdtempSync(join(base, 'cg-control-plane-'));
     mkdirSync(join(workDir, 'pki'), { recursive: true });
     const log = options.log ?? (() => undefined);
