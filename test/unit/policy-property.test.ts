@@ -1,6 +1,7 @@
 // Property: 100,000 generated pod specs — well-formed, odd and malformed — go through the admission
 // decision without a throw; every finding is well-formed; every patch applies cleanly to its object; and
 // the decision is allowed exactly when no finding denies.
+import type { V1LimitRange } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import { applyPatch } from 'rfc6902';
 import { describe, expect, it } from 'vitest';
@@ -126,6 +127,11 @@ const admitted = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('CronJob', 'Job', 'StatefulSet'), metadata, spec: fc.anything({ maxDepth: 2 }) }) },
 );
 
+const limitRanges = fc.option(
+  fc.array(fc.record({ spec: fc.oneof(fc.record({ limits: fc.array(fc.record({ type: fc.constantFrom('Container', 'Pod'), default: fc.record({ cpu: quantity }), defaultRequest: fc.record({ cpu: quantity }) }, { requiredKeys: [] }), { maxLength: 2 }) }), fc.anything({ maxDepth: 1 })) }), { maxLength: 2 }),
+  { nil: undefined },
+);
+
 const POLICIES: ConcurrencyPolicySpec[] = [
   { enforcement: 'Deny', gomaxprocs: { maxOverCPULimit: 0 }, ulimits: { nofile: { minSoft: 65536, minPerCPU: 1024 }, nproc: { minPerCPU: 512 }, onUndeclared: 'Warn' }, sysctls: { allowedUnsafe: ['net.core.*', 'fs.mqueue.*'], minimums: { 'net.core.somaxconn': 4096 } } },
   { enforcement: 'Warn', match: { podSelector: { matchExpressions: [{ key: 'legacy', operator: 'DoesNotExist' }] } }, gomaxprocs: { maxOverCPULimit: 2 } },
@@ -138,8 +144,11 @@ describe('the engine on generated pod specs', () => {
     let findings = 0;
     let patched = 0;
     fc.assert(
-      fc.property(admitted, fc.constantFrom<'CREATE' | 'UPDATE'>('CREATE', 'UPDATE'), fc.constantFrom('', 'resize', 'ephemeralcontainers'), (object, operation, subResource) => {
-        const decision = decide(compiled, { kind: object.kind, operation, subResource, object, oldObject: operation === 'UPDATE' ? object : undefined, namespaceLabels: { tier: 'prod' } });
+      fc.property(admitted, fc.constantFrom<'CREATE' | 'UPDATE'>('CREATE', 'UPDATE'), fc.constantFrom('', 'resize', 'ephemeralcontainers'), limitRanges, (object, operation, subResource, ranges) => {
+        const decision = decide(compiled, {
+          kind: object.kind, operation, subResource, object, oldObject: operation === 'UPDATE' ? object : undefined, namespaceLabels: { tier: 'prod' },
+          ...(ranges ? { limitRanges: ranges as unknown as V1LimitRange[] } : {}),
+        });
         if (decision.allowed !== !decision.findings.some((f) => f.enforcement === 'Deny')) return false;
         for (const warning of decision.warnings) if (warning.length > 120) return false;
         for (const finding of decision.findings) {
