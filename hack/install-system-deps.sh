@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the demo use: lsof (the agent benchmark's yardstick), nftables and
 # iproute2 (network namespaces and dropped ACKs in node-agent tests), util-linux (setpriv: control-plane
-# children die with their parent), procps, time (peak memory of the Go builds). Installs only what is missing.
+# children die with their parent), procps, time (peak memory of the Go builds), busybox and dash (the
+# policy engine's `ulimit` dialects are checked against the real shells). Installs only what is missing.
 set -euo pipefail
-declare -A want=([lsof]=lsof [nft]=nftables [ip]=iproute2 [setpriv]=util-linux [pgrep]=procps [ss]=iproute2 [taskset]=util-linux)
+declare -A want=([busybox]=busybox [dash]=dash [lsof]=lsof [nft]=nftables [ip]=iproute2 [setpriv]=util-linux [pgrep]=procps [ss]=iproute2 [taskset]=util-linux)
 missing=()
 for cmd in "${!want[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}"); done
 [[ -x /usr/bin/time ]] || missing+=(time)
