@@ -60,7 +60,7 @@ export function readyCondition(
   if (behind.length === 0) {
     return {
       type: 'Ready', status: 'True', observedGeneration: generation, reason: 'AllReplicasServing',
-      message: `All ${replicas.length} webhook replica${replicas.length === 1 ? '' : 's'} enforce generation ${generation}.`,
+      message: replicas.length === 1 ? `The one webhook replica enforces generation ${generation}.` : `All ${replicas.length} webhook replicas enforce generation ${generation}.`,
     };
   }
   const described = behind.slice(0, 5).map((r) => {

@@ -180,6 +180,22 @@ describe('controller audit', () => {
     expect(ready.status?.lastAuditTime).toMatch(/^2\d{3}-/);
   });
 
+  it('records Events when the policy becomes Ready and when violations appear', async () => {
+    interface Event { reason: string; type: string; note: string; regarding: { name: string; kind: string }; reportingController: string }
+    let events: Event[] = [];
+    await waitUntil('events for the policy', async () => {
+      const list = await cluster.getJson<{ items: Event[] }>(['events.v1.events.k8s.io', '-n', 'default']);
+      events = list.items.filter((e) => e.regarding.kind === 'ConcurrencyPolicy' && e.regarding.name === POLICY);
+      return events.some((e) => e.reason === 'AllReplicasServing') && events.some((e) => e.reason === 'ViolationsFound');
+    }, 30_000, 500);
+    expect(events.find((e) => e.reason === 'AllReplicasServing')).toMatchObject({ type: 'Normal', note: 'The one webhook replica enforces generation 1.', reportingController: 'concurrencyguard.io/controller' });
+    expect(events.find((e) => e.reason === 'ViolationsFound')).toMatchObject({
+      type: 'Warning', note: '10 of 50 matched pods violate this policy; see their ConcurrencyReports (kubectl get ccr -A).',
+    });
+    // One event per change, not one per reconcile.
+    expect(events.filter((e) => e.reason === 'ViolationsFound')).toHaveLength(1);
+  });
+
   it('violating pods\' reports hold the exact rule ids; a compliant pod has none', async () => {
     const byName = await reports(NS_A);
     // 10 violators + the agent's report of ok-1.
