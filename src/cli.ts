@@ -64,7 +64,9 @@ export interface KubeClientOptions {
 export interface ControllerOptions extends KubeClientOptions {
   namespace: string;
   podName?: string;
+  podUid?: string;
   leaderElect: boolean;
+  reports: 'problems' | 'all';
   reportTtl: number;
   resync: number;
   certificates: 'controller' | 'cert-manager';
@@ -78,8 +80,13 @@ export interface ControllerOptions extends KubeClientOptions {
 export interface WebhookOptions extends KubeClientOptions {
   namespace: string;
   podName?: string;
+  podUid?: string;
   port: number;
   certDir: string;
+  /** webhook alone: read the certificate from this Secret instead of certDir. */
+  certSecret?: string;
+  failurePolicy: 'Ignore' | 'Fail';
+  timeoutSeconds: number;
   metricsPort: number;
   healthPort: number;
 }
@@ -114,8 +121,23 @@ const ownNamespaceOption = (): Option =>
 const podNameOption = (): Option =>
   new Option('--pod-name <name>', 'this replica\'s pod name (names its Lease)').env('POD_NAME');
 
+const podIdentityOptions = (): Option[] => [
+  podNameOption(),
+  new Option('--pod-uid <uid>', 'this replica\'s pod uid (its Lease is deleted with the pod)').env('POD_UID'),
+];
+
+const reportsOption = (): Option =>
+  new Option('--reports <which>', 'create reports for pods with a finding or pressure, or for every matched pod').choices(['problems', 'all']).default('problems');
+
+function secondsOption(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 30) throw new InvalidArgumentError('must be a whole number of seconds from 1 to 30');
+  return seconds;
+}
+
 const controllerOptions = (): Option[] => [
   new Option('--no-leader-elect', 'run the controller without a leader Lease (one replica only)'),
+  reportsOption(),
   new Option('--report-ttl <duration>', 'delete a report once it has no finding and stayed at level OK this long').default(10 * 60_000, '10m').argParser(durationOption),
   new Option('--resync <duration>', 'full re-audit period (no-op writes are suppressed)').default(60 * 60_000, '1h').argParser(durationOption),
   new Option('--certificates <provider>', 'who issues and rotates the webhook certificate').choices(['controller', 'cert-manager']).default('controller'),
@@ -127,6 +149,8 @@ const controllerOptions = (): Option[] => [
 const webhookOptions = (): Option[] => [
   new Option('--port <port>', 'HTTPS port of the admission webhook').default(9443).argParser(portOption),
   new Option('--cert-dir <dir>', 'directory with tls.crt and tls.key (reloaded when they change)').default('/etc/concurrency-guard/tls'),
+  new Option('--failure-policy <policy>', 'the VWC\'s failurePolicy: the answer when an evaluation cannot finish in time').choices(['Ignore', 'Fail']).default('Ignore'),
+  new Option('--timeout-seconds <n>', 'the VWC\'s timeoutSeconds; the webhook answers before it').default(3).argParser(secondsOption),
 ];
 
 const serverOptions = (metricsPort: number, healthPort: number): Option[] => [
@@ -160,6 +184,71 @@ function notBuiltYet<O>(name: string, what: string): CommandAction<O> {
     return Promise.resolve(EXIT_USAGE);
   };
 }
+
+const kubeTarget = (options: KubeClientOptions): KubeClientOptions => ({
+  ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
+  ...(options.context !== undefined ? { context: options.context } : {}),
+});
+
+const controllerSettings = (options: ControllerOptions) => ({
+  leaderElect: options.leaderElect,
+  reportTtl: options.reportTtl,
+  resync: options.resync,
+  reports: options.reports,
+  certificates: options.certificates,
+  webhookConfiguration: options.webhookConfiguration,
+  webhookService: options.webhookService,
+  certSecret: options.certSecret,
+});
+
+const webhookSettings = (options: WebhookOptions) => ({
+  port: options.port,
+  certDir: options.certDir,
+  failurePolicy: options.failurePolicy,
+  timeoutSeconds: options.timeoutSeconds,
+});
+
+// Each role's code is loaded only when that role runs: the agent's RSS budget has no room for the
+// webhook's fastify or the controller's worker, and the reverse.
+const controllerAction: CommandAction<ControllerOptions> = async (options, { log, signal }) => {
+  const { runController } = await import('./controllers/index.ts');
+  await runController({
+    ...kubeTarget(options), ...controllerSettings(options),
+    namespace: options.namespace,
+    ...(options.podName ? { podName: options.podName } : {}),
+    metricsPort: options.metricsPort, healthPort: options.healthPort, log,
+  }, signal);
+  return EXIT_OK;
+};
+
+const webhookAction: CommandAction<WebhookOptions> = async (options, { log, signal }) => {
+  const { runWebhook } = await import('./webhook/index.ts');
+  await runWebhook({
+    ...kubeTarget(options), ...webhookSettings(options),
+    namespace: options.namespace,
+    ...(options.podName ? { podName: options.podName } : {}),
+    ...(options.podUid ? { podUid: options.podUid } : {}),
+    ...(options.certSecret ? { certSecret: options.certSecret } : {}),
+    metricsPort: options.metricsPort, healthPort: options.healthPort, log,
+  }, signal);
+  return EXIT_OK;
+};
+
+const managerAction: CommandAction<ManagerOptions> = async (options, { log, signal }) => {
+  const { runManager } = await import('./manager/index.ts');
+  await runManager({
+    ...kubeTarget(options),
+    namespace: options.namespace,
+    ...(options.podName ? { podName: options.podName } : {}),
+    ...(options.podUid ? { podUid: options.podUid } : {}),
+    metricsPort: options.metricsPort, healthPort: options.healthPort, log,
+    // With certificates from the controller the webhook serves the Secret the leader writes; with
+    // cert-manager, the Secret is mounted at --cert-dir.
+    webhook: { ...webhookSettings(options), ...(options.certificates === 'controller' ? { certSecret: options.certSecret } : {}) },
+    controller: controllerSettings(options),
+  }, signal);
+  return EXIT_OK;
+};
 
 /**
  * `up` touches an existing cluster only when told which one on its own command line: $KUBECONFIG and
@@ -202,18 +291,22 @@ export function buildProgram(): Command {
 
   addOptions(
     program.command('manager').description('webhook on every replica plus the leader-elected controller, in one process (what the chart runs)'),
-    [ownNamespaceOption(), podNameOption(), ...kubeClientOptions(), ...webhookOptions(), ...controllerOptions(), ...serverOptions(8080, 8081)],
-  ).action(run('manager', notBuiltYet<ManagerOptions>('manager', 'it arrives with the webhook and controller issues')));
+    [ownNamespaceOption(), ...podIdentityOptions(), ...kubeClientOptions(), ...webhookOptions(), ...controllerOptions(), ...serverOptions(8080, 8081)],
+  ).action(run('manager', managerAction));
 
   addOptions(
     program.command('controller').description('policy status, audit, reports\' lifecycle, certificate and CA (leader-elected)'),
-    [ownNamespaceOption(), podNameOption(), ...kubeClientOptions(), ...controllerOptions(), ...serverOptions(8080, 8081)],
-  ).action(run('controller', notBuiltYet<ControllerOptions>('controller', 'it arrives with the controller issue')));
+    [ownNamespaceOption(), ...podIdentityOptions(), ...kubeClientOptions(), ...controllerOptions(), ...serverOptions(8080, 8081)],
+  ).action(run('controller', controllerAction));
 
   addOptions(
     program.command('webhook').description('the validating admission webhook alone (every replica serves)'),
-    [ownNamespaceOption(), podNameOption(), ...kubeClientOptions(), ...webhookOptions(), ...serverOptions(8080, 8081)],
-  ).action(run('webhook', notBuiltYet<WebhookOptions>('webhook', 'it arrives with the webhook issue')));
+    [
+      ownNamespaceOption(), ...podIdentityOptions(), ...kubeClientOptions(), ...webhookOptions(),
+      new Option('--cert-secret <name>', 'read the serving certificate from this kubernetes.io/tls Secret in --namespace instead of --cert-dir'),
+      ...serverOptions(8080, 8081),
+    ],
+  ).action(run('webhook', webhookAction));
 
   addOptions(
     program.command('agent').description('node agent (DaemonSet): per-pod fd, thread, listen-queue and GOMAXPROCS pressure into reports and /metrics'),

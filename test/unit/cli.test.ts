@@ -76,14 +76,20 @@ describe('usage errors', () => {
 });
 
 describe('subcommands whose issues come later', () => {
-  it.each(['manager', 'controller', 'webhook'])('%s parses its flags, logs JSON to stderr that it is not built yet, exits 2', async (name) => {
-    const run = await cli([name, '--namespace', 'cg-system', '--metrics-port', '18080']);
-    expect(run.code).toBe(2);
+  it.each(['manager', 'controller', 'webhook'])('%s parses its flags, then fails with one JSON error line naming an unreadable kubeconfig, exit 1', async (name) => {
+    const run = await cli([name, '--namespace', 'cg-system', '--metrics-port', '0', '--health-port', '0', '--kubeconfig', '/nonexistent/kubeconfig']);
+    expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     const [line, ...rest] = logLines(run.stderr);
     expect(rest).toEqual([]);
-    expect(line).toMatchObject({ level: 50, name: `concurrency-guard-${name}`, command: name, options: { namespace: 'cg-system', metricsPort: 18080 } });
-    expect(String(line?.['msg'])).toContain(`concurrency-guard ${name} is not built yet`);
+    expect(line).toMatchObject({ level: 50, name: `concurrency-guard-${name}`, msg: `${name} failed` });
+    expect(JSON.stringify(line?.['err'])).toContain('/nonexistent/kubeconfig');
+  });
+
+  it.each(['manager', 'controller', 'webhook'])('%s refuses a bad flag value as a usage error (exit 2)', async (name) => {
+    const run = await cli([name, '--metrics-port', '70000']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('must be a port number');
   });
 
   it('agent takes its node from NODE_NAME (the downward API) and durations in Go notation', async () => {
@@ -93,8 +99,8 @@ describe('subcommands whose issues come later', () => {
   });
 
   it('--log-level silences the log', async () => {
-    const run = await cli(['--log-level', 'silent', 'controller']);
-    expect(run.code).toBe(2);
+    const run = await cli(['--log-level', 'silent', 'controller', '--kubeconfig', '/nonexistent/kubeconfig']);
+    expect(run.code).toBe(1);
     expect(run.stderr).toBe('');
   });
 });
