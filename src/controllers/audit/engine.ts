@@ -49,4 +49,5 @@ export interface EngineModule {
   createEngine: () => AuditEngine;
 }
 
-export const DEFAULT_ENGINE_MODULE = new URL('./policy-engine.ts', import.meta.url).href;
+/** .js when built into dist/, .ts when run from src/. */
+export const DEFAULT_ENGINE_MODULE = new URL(`./policy-engine${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;

@@ -28,7 +28,9 @@ export interface AuditSupervisorOptions {
 
 const SNAPSHOT_DEBOUNCE_MS = 100;
 const STOP_TIMEOUT_MS = 10_000;
-const WORKER_URL = new URL('./worker.ts', import.meta.url);
+// Built into dist/ (what the image runs) the modules are .js; run from src/ (tests, development), .ts.
+const MODULE_EXTENSION = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const WORKER_URL = new URL(`./worker${MODULE_EXTENSION}`, import.meta.url);
 /** bench/controller.ts at 10k pods: peak RSS ≈ 400 MiB with V8's default, ≈ 300 MiB with 8 (4 gains nothing more). */
 const DEFAULT_YOUNG_GENERATION_MB = 8;
 
