@@ -220,7 +220,7 @@ describe.runIf(runs)('node agent, --reports=problems', () => {
     expect(rb.status?.runtime?.threads).toMatchObject({ level: 'Warning', threads: 14, limit: 30, percent: 80, bindingLimit: 'RLIMIT_NPROC' });
   });
 
-  it('a container that died of fd exhaustion: its report shows the class and the signature line', async () => {
+  it('a crash-looping container: its report shows each crash’s class and signature line', async () => {
     const binary = buildGoFixture('fd-exhauster');
     const crashy = await pod({ name: 'crashy', labels: { guard: 'on' }, containers: [{ name: 'app' }] });
     await crashy.markRunning();
@@ -240,6 +240,19 @@ describe.runIf(runs)('node agent, --reports=problems', () => {
       signature: 'giving up: open <path>: too many open files',
     });
     expect(current.status?.summary?.level).toBe('Warning');
+    // It loops: the next instance dies of Go's own thread cap, and the report follows the new crash.
+    const threads = buildGoFixture('thread-exhauster');
+    const second = crashy.spawn('app', threads, ['-max-threads', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const secondExit = await streamContainerLog(podLogRoot, ref, 'app', 1, second);
+    expect(secondExit).toBe(2);
+    await crashy.recordRestart('app', secondExit);
+    const again = await waitForReport('crashy', (r) => r.status?.runtime?.lastCrash?.class === 'go-thread-limit');
+    expect(again.status?.runtime?.lastCrash).toMatchObject({
+      container: 'app',
+      exitCode: 2,
+      class: 'go-thread-limit',
+      signature: 'runtime: program exceeds 50-thread limit',
+    });
   });
 
   it('a pod no policy matches: metrics, but no report; a matched pod at OK: no report either', async () => {
