@@ -41,15 +41,13 @@ import {
   type KubeObject,
   type ResourceType,
 } from '../kube/index.ts';
-import { compilePolicies, type CompiledPolicies } from '../policy/index.ts';
-import { lookupEnv } from '../policy/env.ts';
-import { podFactsOf, type PodFacts } from '../policy/facts.ts';
 import { createLogger, type Logger } from '../runtime/index.ts';
 import { cgroupPodUID, type QosClass } from './attribution/kubelet-naming.ts';
 import { identityKey } from './attribution/process-identity.ts';
 import { classifyCrash } from './crash.ts';
 import { effectiveGomaxprocs, goRuntime } from './gomaxprocs.ts';
 import { AgentMetrics } from './metrics.ts';
+import { policyMatcher, specGoEnvironment, type PolicyMatcher } from './pod-spec.ts';
 import {
   listenQueueVerdict,
   NetnsHistory,
@@ -140,7 +138,7 @@ interface ContainerStatusObject {
 }
 
 export interface AgentPod extends KubeObject {
-  spec?: { nodeName?: string; hostNetwork?: boolean; containers?: { name: string }[] };
+  spec?: { nodeName?: string; hostNetwork?: boolean; containers?: unknown[]; resources?: { limits?: Record<string, unknown> } };
   status?: { phase?: string; qosClass?: string; containerStatuses?: ContainerStatusObject[] };
 }
 
@@ -175,7 +173,8 @@ interface PodState {
   ticks: number;
   written?: WrittenState;
   conditions?: ReportCondition[];
-  facts?: { resourceVersion: string | undefined; facts: PodFacts | undefined };
+  /** GOMAXPROCS/GODEBUG per container as the spec settles them, for one resourceVersion of the pod. */
+  specEnvironment?: { resourceVersion: string | undefined; byContainer: Map<string, GoEnvironment> };
 }
 
 /** An error as a short code: fs messages carry paths and API messages carry object names enough. */
@@ -214,7 +213,7 @@ export class NodeAgent {
   /** Last listener read per netns key, kept while its counters keep moving. */
   private readonly listeners = new Map<string, NetnsListeners>();
   private readonly nodeNetns: string | undefined;
-  private compiled: { policies: ConcurrencyPolicy[]; compiled: CompiledPolicies } | undefined;
+  private matchers: PolicyMatcher[] | undefined;
   private generation = 0;
   ticks = 0;
 
@@ -235,7 +234,7 @@ export class NodeAgent {
     this.namespaces = new Informer<NamespaceObject>({ ...common, resource: NAMESPACES, name: 'namespaces' });
     this.reports = new Informer<ConcurrencyReport>({ ...common, resource: CONCURRENCY_REPORTS, name: 'concurrencyreports', fieldSelector: onNode });
     const recompile = (): void => {
-      this.compiled = undefined;
+      this.matchers = undefined;
     };
     this.policies.on({ add: recompile, update: recompile, delete: recompile });
   }
@@ -261,29 +260,12 @@ export class NodeAgent {
     return [this.pods, this.policies, this.namespaces, this.reports] as Informer<KubeObject>[];
   }
 
-  private compiledPolicies(): { policies: ConcurrencyPolicy[]; compiled: CompiledPolicies } {
-    if (!this.compiled) {
-      const policies = this.policies.list();
-      this.compiled = { policies, compiled: compilePolicies(policies, { excludedNamespaces: [this.options.namespace] }) };
-    }
-    return this.compiled;
-  }
-
-  /** The policies matching a pod, by their namespace and pod selectors and exclusions. */
+  /** The policies matching a pod, by src/policy's selectors (pod-spec.ts); the excluded namespaces are never scanned. */
   matchingPolicies(pod: AgentPod): ConcurrencyPolicy[] {
-    const { policies, compiled } = this.compiledPolicies();
+    this.matchers ??= this.policies.list().map(policyMatcher);
     const namespace = pod.metadata.namespace ?? 'default';
-    if (compiled.excludedNamespaces.has(namespace)) return [];
-    const namespaceLabels = { ...this.namespaces.get(undefined, namespace)?.metadata.labels, 'kubernetes.io/metadata.name': namespace };
-    const labels = pod.metadata.labels;
-    const matched: ConcurrencyPolicy[] = [];
-    compiled.policies.forEach((policy, index) => {
-      const hit =
-        !policy.excludeNamespaces.has(namespace) && policy.matchNamespace(namespaceLabels) && policy.matchPod(labels) && !policy.excludePod?.(labels);
-      const source = policies[index];
-      if (hit && source) matched.push(source);
-    });
-    return matched;
+    const namespaceLabels = this.namespaces.get(undefined, namespace)?.metadata.labels;
+    return this.matchers.filter((m) => m.matches(namespace, namespaceLabels, pod.metadata.labels)).map((m) => m.policy);
   }
 
   /** This node's pods to scan: running, with container IDs, not in an excluded namespace. */
@@ -335,33 +317,18 @@ export class NodeAgent {
     return info;
   }
 
-  private podFacts(pod: AgentPod, state: PodState): PodFacts | undefined {
-    const resourceVersion = pod.metadata.resourceVersion;
-    if (!state.facts || state.facts.resourceVersion !== resourceVersion) {
-      let facts: PodFacts | undefined;
-      try {
-        facts = podFactsOf('Pod', pod, undefined, pod.metadata.namespace);
-      } catch {
-        facts = undefined;
-      }
-      state.facts = { resourceVersion, facts };
-    }
-    return state.facts.facts;
-  }
-
   /** GOMAXPROCS/GODEBUG from the pod spec when it settles them, else from the process's environ. */
   private goEnvironment(pod: AgentPod, state: PodState, container: string, pid: number, info: ProcessInfo): GoEnvironment & { source: 'pod-spec' | 'environ' } {
-    const env = this.podFacts(pod, state)?.containers.find((c) => c.name === container && c.list === 'containers')?.env;
-    const fromSpec: GoEnvironment = {};
-    let settled = false;
-    for (const name of ['GOMAXPROCS', 'GODEBUG'] as const) {
-      const value = env ? lookupEnv(env, name) : undefined;
-      if (value && value !== 'maybe-envFrom' && value.known) {
-        fromSpec[name] = value.value;
-        settled = true;
-      }
+    const resourceVersion = pod.metadata.resourceVersion;
+    let cached = state.specEnvironment;
+    if (cached === undefined || cached.resourceVersion !== resourceVersion) cached = { resourceVersion, byContainer: new Map<string, GoEnvironment>() };
+    state.specEnvironment = cached;
+    let fromSpec = cached.byContainer.get(container);
+    if (!fromSpec) {
+      fromSpec = specGoEnvironment(pod, container);
+      cached.byContainer.set(container, fromSpec);
     }
-    if (settled) return { ...fromSpec, source: 'pod-spec' };
+    if (fromSpec.GOMAXPROCS !== undefined || fromSpec.GODEBUG !== undefined) return { ...fromSpec, source: 'pod-spec' };
     if (info.environment === undefined) info.environment = readGoEnvironment(this.options.procRoot, pid) ?? null;
     return { ...(info.environment ?? {}), source: 'environ' };
   }
