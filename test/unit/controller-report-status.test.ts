@@ -59,6 +59,15 @@ describe('desiredAuditStatus', () => {
     expect(changed.conditions?.[0]).toMatchObject({ status: 'True', reason: 'NoFindings', message: 'No finding from 1 matching policy', lastTransitionTime: later.toISOString() });
   });
 
+  it('moves auditTime when a pod leaves every policy\'s match, so its TTL starts then', () => {
+    const compliant = desiredAuditStatus([], 1, undefined, NOW);
+    const later = new Date(NOW.getTime() + 60_000);
+    const unmatched = desiredAuditStatus([], 0, report(compliant), later);
+    expect(unmatched.audit?.auditTime).toBe(later.toISOString());
+    expect(unmatched.conditions?.[0]).toMatchObject({ status: 'True', reason: 'NoMatchingPolicy', lastTransitionTime: NOW.toISOString() });
+    expect(reportExpired(report(unmatched, '2026-01-01T00:00:00Z'), 'problems', false, 600_000, later.getTime() + 1_000)).toBe(false);
+  });
+
   it('never carries the agent condition types it found on the report', () => {
     const agent = { type: 'FileDescriptorPressure', status: 'True' as const, reason: 'Critical', message: '97%', lastTransitionTime: NOW.toISOString() };
     const status = desiredAuditStatus([], 2, report({ conditions: [agent], summary: { level: 'Critical' } }), NOW);

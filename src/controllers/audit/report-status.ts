@@ -55,7 +55,8 @@ export function compliantCondition(findings: readonly AuditFinding[], truncated:
 
 /**
  * The status this controller applies: status.audit and PolicyCompliant. `auditTime` moves only when the
- * findings change, so re-auditing an unchanged pod produces the identical status (a suppressed write).
+ * findings (or the verdict's reason) change, so re-auditing an unchanged pod produces the identical
+ * status (a suppressed write).
  */
 export function desiredAuditStatus(
   engineFindings: readonly EngineFinding[], matchedPolicies: number, existing: ConcurrencyReport | undefined, now: Date,
@@ -65,8 +66,12 @@ export function desiredAuditStatus(
   const sameFindings = previousAudit !== undefined
     && canonicalJson(previousAudit.findings ?? []) === canonicalJson(findings)
     && (previousAudit.truncatedFindings ?? 0) === truncated;
-  const auditTime = sameFindings && previousAudit.auditTime ? previousAudit.auditTime : now.toISOString();
   const condition = compliantCondition(findings, truncated, matchedPolicies);
+  // The verdict's reason changing (a pod leaving every policy's match: NoFindings → NoMatchingPolicy) is
+  // news too, though the condition's status stays True and so keeps its lastTransitionTime: auditTime
+  // moves, so the report's TTL counts from it.
+  const sameReason = findCondition(existing?.status?.conditions, CONDITION_POLICY_COMPLIANT)?.reason === condition.reason;
+  const auditTime = sameFindings && sameReason && previousAudit.auditTime ? previousAudit.auditTime : now.toISOString();
   const conditions = setCondition(existing?.status?.conditions, condition, now)
     .filter((c) => c.type === CONDITION_POLICY_COMPLIANT);
   return {
