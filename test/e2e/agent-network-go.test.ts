@@ -130,7 +130,7 @@ spec:
     healthPort: 0,
     host: '127.0.0.1',
     client: agentClient,
-    log: createLogger({ name: 'agent-under-test', level: 'warn' }),
+    log: createLogger({ name: 'agent-under-test', level: 'error' }),
     onListening: (ports) => {
       metricsPort = ports.metricsPort;
       listening();
