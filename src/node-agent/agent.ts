@@ -403,7 +403,8 @@ export class NodeAgent {
       }
       const pressure = evaluatePodWithFreshLimits(this.scanner, podFigures, figures.node, now, thresholds, state.levels, state.history);
       state.levels = { ...(pressure.fileDescriptors ? { fileDescriptors: pressure.fileDescriptors.level } : {}), ...(pressure.threads ? { threads: pressure.threads.level } : {}) };
-      const maxOver = Math.min(...policies.map((p) => p.spec?.gomaxprocs?.maxOverCPULimit ?? Infinity));
+      // The strictest allowance among the policies with a gomaxprocs section (as src/policy compiles it).
+      const maxOver = Math.min(...policies.map((p) => (p.spec?.gomaxprocs ? Math.max(0, Math.floor(p.spec.gomaxprocs.maxOverCPULimit ?? 0)) : Infinity)));
       const go: PodRuntimeInputs['go'] = [];
       for (const [container, { pid, info }] of goProcesses) {
         if (!info.go) continue;
