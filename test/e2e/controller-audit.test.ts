@@ -137,6 +137,9 @@ beforeAll(async () => {
   // audit-b (not matched until relabelled): 2 compliant, 2 violating (limit 2, GOMAXPROCS 8), 1 with no CPU limit.
   docs.push(pod(NS_B, 'b-ok-0', '2', '2'), pod(NS_B, 'b-ok-1', '2', '2'), pod(NS_B, 'b-bad-0', '2', '8'), pod(NS_B, 'b-bad-1', '2', '8'));
   docs.push(pod(NS_B, 'b-nolimit', undefined, '4'));
+  // Violating pods where nothing is ever audited, in namespaces the policy's selector would match.
+  docs.push(pod('kube-system', 'sys-bad', '1', '4'), pod(OWN, 'own-bad', '1', '4'));
+  await cluster.kubectl(['label', 'namespace', 'kube-system', OWN, 'team=a', '--overwrite']);
   await cluster.kubectl(['apply', '-f', '-'], { input: docs.join('---\n') });
 
   agentClient = new KubeClient(await connectionFromKubeconfig({ path: cluster.kubeconfigPath }));
@@ -178,6 +181,9 @@ describe('controller audit', () => {
     await announce({ [POLICY]: 1 });
     const ready = await waitForStatus({ generation: 1, ready: 'True', matched: 50, violating: 10 });
     expect(ready.status?.lastAuditTime).toMatch(/^2\d{3}-/);
+    // kube-system and the operator's own namespace carry team=a too, but are never audited (50, not 52).
+    expect((await reports('kube-system')).size).toBe(0);
+    expect((await reports(OWN)).size).toBe(0);
   });
 
   it('records Events when the policy becomes Ready and when violations appear', async () => {
