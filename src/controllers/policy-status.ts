@@ -93,7 +93,7 @@ export class PolicyStatusController {
     this.coalesceMs = options.coalesceMs ?? DEFAULT_STATUS_COALESCE_MS;
     this.now = options.now ?? Date.now;
     this.queue = new WorkQueue({
-      name: 'policy-status', reconcile: (key) => this.reconcile(key), concurrency: 2,
+      name: 'policy-status', reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 2,
       ...(options.registry ? { registry: options.registry } : {}), logger: options.logger,
     });
   }
@@ -125,7 +125,7 @@ export class PolicyStatusController {
     for (const policy of this.options.policies.list()) this.queue.add(policy.metadata.name ?? '');
   }
 
-  private async reconcile(name: string): Promise<ReconcileResult | void> {
+  private async reconcile(name: string, signal: AbortSignal): Promise<ReconcileResult | void> {
     const policy = this.options.policies.get(undefined, name);
     if (!policy) {
       this.stats.delete(name);
@@ -144,6 +144,8 @@ export class PolicyStatusController {
       return untilExpiry === undefined ? undefined : { requeueAfterMs: untilExpiry };
     }
     if (last && now - last.at < this.coalesceMs) return { requeueAfterMs: this.coalesceMs - (now - last.at) };
+    // Leadership ended while this reconcile ran: a former leader writes nothing more.
+    if (signal.aborted) return;
     try {
       await this.applier.applyStatus(CONCURRENCY_POLICIES, {
         metadata: { name, uid },

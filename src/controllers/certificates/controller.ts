@@ -64,7 +64,7 @@ export class CertificateController {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.queue = new WorkQueue({
-      name: 'certificates', reconcile: () => this.reconcile(), logger: options.logger,
+      name: 'certificates', reconcile: (_key, signal) => this.reconcile(signal), logger: options.logger,
       baseDelayMs: 500, maxDelayMs: 30_000, ...(options.registry ? { registry: options.registry } : {}),
     });
   }
@@ -86,7 +86,7 @@ export class CertificateController {
     this.queue.add(KEY);
   }
 
-  private async reconcile(): Promise<ReconcileResult> {
+  private async reconcile(signal: AbortSignal): Promise<ReconcileResult> {
     const { client, namespace, secretName, settings } = this.options;
     let secret = await client.getIfExists<SecretObject>(SECRETS, namespace, secretName);
     const now = this.now();
@@ -96,11 +96,14 @@ export class CertificateController {
     const action = planCertificates(state, settings, now);
     if (action.kind !== 'none') {
       const next = await this.step(action, state, now);
+      // Generating keys takes a while: leadership may have ended meanwhile, and then nothing is written.
+      if (signal.aborted) return {};
       secret = await this.writeSecret(secret, next);
       this.steps.push(action.kind);
       this.options.logger.info({ secret: secretName, step: action.kind, reason: action.reason }, 'webhook certificate changed');
     }
     const data = decode(secret!.data);
+    if (signal.aborted) return {};
     const bundlePublished = await this.ensureBundle(desiredBundle(data));
     const annotations = secret!.metadata.annotations ?? {};
     if (bundlePublished && data[SECRET_KEYS.nextCa] && !annotations[NEXT_CA_PUBLISHED_ANNOTATION]) {
