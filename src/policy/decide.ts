@@ -23,6 +23,8 @@ export interface AdmissionInput {
   namespace?: string;
   namespaceLabels?: Labels;
   limitRanges?: readonly V1LimitRange[];
+  /** Build fix patches (default true); see EvaluationInput.patches. */
+  patches?: boolean;
 }
 
 export interface Decision {
@@ -64,7 +66,10 @@ export function decide(compiled: CompiledPolicies, input: AdmissionInput): Decis
   // A resize is a person acting on the running pod, not a controller stamping out its template.
   else if (sub !== 'resize' && isControllerOwned(input.object)) cap = 'Warn';
 
-  const context = { kind: input.kind, namespace: input.namespace, namespaceLabels: input.namespaceLabels, limitRanges: input.limitRanges };
+  const context = {
+    kind: input.kind, namespace: input.namespace, namespaceLabels: input.namespaceLabels, limitRanges: input.limitRanges,
+    ...(input.patches === false ? { patches: false } : {}),
+  };
   const current: Evaluation = evaluate(compiled, { ...context, object: input.object, cap });
   let findings = current.findings;
   if (input.operation === 'UPDATE' && input.oldObject !== undefined && findings.some((f) => f.enforcement === 'Deny')) {

@@ -29,6 +29,8 @@ export function engineEvaluate(state: EngineState | AdmissionCaches<CompiledPoli
     ...(input.oldObject ? { oldObject: input.oldObject } : {}),
     namespace: input.namespace,
     namespaceLabels: state.namespaceLabels(input.namespace),
+    // A validating webhook cannot return patches; the fix travels as text in the message.
+    patches: false,
     // LimitRanges from the informer are the API's JSON; the engine reads them defensively.
     ...(limitRanges.length > 0 ? { limitRanges: limitRanges as unknown as V1LimitRange[] } : {}),
   });
