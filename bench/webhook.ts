@@ -24,7 +24,7 @@ import { Pool } from 'undici';
 import type { AddressInfo } from 'node:net';
 import type { ConcurrencyPolicy } from '../src/api/index.ts';
 import { createAdmit } from '../src/webhook/admission.ts';
-import { BatchedLineWriter } from '../src/webhook/log-destination.ts';
+import { BatchedLineWriter } from '../src/runtime/index.ts';
 import { excludedNamespaces, HANDLED_KIND_KEYS } from '../src/webhook/configuration.ts';
 import { admissionCompiler, engineEvaluate, type EngineState } from '../src/webhook/engine.ts';
 import { WebhookMetrics } from '../src/webhook/metrics.ts';

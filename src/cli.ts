@@ -6,6 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import packageJson from '../package.json' with { type: 'json' };
 import { registerCheck } from './check/index.ts';
 import {
+  BatchedLineWriter,
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
@@ -160,11 +161,20 @@ const serverOptions = (metricsPort: number, healthPort: number): Option[] => [
 
 // ---- commands ----
 
-/** Runs a subcommand with a logger and the shutdown signal; sets process.exitCode from its result. */
-function run<O>(name: string, action: CommandAction<O>): (options: O, command: Command) => Promise<void> {
+/**
+ * Runs a subcommand with a logger and the shutdown signal; sets process.exitCode from its result.
+ * `batchedLog`: roles that log a line per admission review write through a batched asynchronous writer
+ * (a synchronous write per line costs more than the review), flushed before the process exits.
+ */
+function run<O>(name: string, action: CommandAction<O>, batchedLog = false): (options: O, command: Command) => Promise<void> {
   return async (options, command) => {
     const globals = command.optsWithGlobals<GlobalOptions>();
-    const log = createLogger({ name: `concurrency-guard-${name}`, ...(globals.logLevel ? { level: globals.logLevel } : {}) });
+    const destination = batchedLog ? new BatchedLineWriter({ fd: 2 }) : undefined;
+    const log = createLogger({
+      name: `concurrency-guard-${name}`,
+      ...(globals.logLevel ? { level: globals.logLevel } : {}),
+      ...(destination ? { destination } : {}),
+    });
     const shutdown = handleShutdownSignals({ log });
     try {
       process.exitCode = (await action(options, { log, signal: shutdown.signal })) ?? EXIT_OK;
@@ -173,6 +183,7 @@ function run<O>(name: string, action: CommandAction<O>): (options: O, command: C
       process.exitCode = EXIT_FAILURE;
     } finally {
       shutdown.dispose();
+      destination?.flushSync();
     }
   };
 }
@@ -292,7 +303,7 @@ export function buildProgram(): Command {
   addOptions(
     program.command('manager').description('webhook on every replica plus the leader-elected controller, in one process (what the chart runs)'),
     [ownNamespaceOption(), ...podIdentityOptions(), ...kubeClientOptions(), ...webhookOptions(), ...controllerOptions(), ...serverOptions(8080, 8081)],
-  ).action(run('manager', managerAction));
+  ).action(run('manager', managerAction, true));
 
   addOptions(
     program.command('controller').description('policy status, audit, reports\' lifecycle, certificate and CA (leader-elected)'),
@@ -306,7 +317,7 @@ export function buildProgram(): Command {
       new Option('--cert-secret <name>', 'read the serving certificate from this kubernetes.io/tls Secret in --namespace instead of --cert-dir'),
       ...serverOptions(8080, 8081),
     ],
-  ).action(run('webhook', webhookAction));
+  ).action(run('webhook', webhookAction, true));
 
   addOptions(
     program.command('agent').description('node agent (DaemonSet): per-pod fd, thread, listen-queue and GOMAXPROCS pressure into reports and /metrics'),

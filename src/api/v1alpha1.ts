@@ -363,5 +363,15 @@ export type AgentConditionType = (typeof AGENT_CONDITIONS)[number];
 export const REPORT_CONDITIONS = [CONDITION_POLICY_COMPLIANT, ...AGENT_CONDITIONS] as const;
 export const CONDITION_POLICY_READY = 'Ready';
 
+/**
+ * The webhook replicas' Leases: the contract between the webhook, which announces the policy generations
+ * each replica serves, and the controller, which sets a policy Ready only when every replica serves it.
+ */
+export const WEBHOOK_LEASE_PREFIX = 'concurrency-guard-webhook-';
+/** Lease label selecting every replica's Lease (the controller lists by it). */
+export const WEBHOOK_LEASE_LABEL = `${GROUP}/webhook-lease`;
+/** Lease annotation: a JSON object, policy name → metadata.generation served. */
+export const SERVED_GENERATIONS_ANNOTATION = `${GROUP}/served-policy-generations`;
+
 /** Namespaces never evaluated, blocked or reported (plus the operator's own, given at run time). */
 export const ALWAYS_EXCLUDED_NAMESPACES: readonly string[] = ['kube-system', 'kube-node-lease'];

@@ -2,13 +2,10 @@
 // that it serves this generation of the policy (DESIGN.md "Webhook"). The Lease format is the webhook's
 // (src/webhook/lease.ts); this layer may not import src/webhook, so the two names are repeated here and
 // test/unit/controller-policy-status.test.ts pins them to the webhook's constants' values.
-import { GROUP, type Condition } from '../api/index.ts';
+import { SERVED_GENERATIONS_ANNOTATION, WEBHOOK_LEASE_LABEL, type Condition } from '../api/index.ts';
 import type { KubeObject } from '../kube/index.ts';
 
-/** JSON object: policy name → metadata.generation served (src/webhook/lease.ts SERVED_GENERATIONS_ANNOTATION). */
-export const SERVED_GENERATIONS_ANNOTATION = `${GROUP}/served-policy-generations`;
-/** Label on every replica's Lease (src/webhook/lease.ts WEBHOOK_LEASE_LABEL). */
-export const WEBHOOK_LEASE_LABEL = `${GROUP}/webhook-lease`;
+export { SERVED_GENERATIONS_ANNOTATION, WEBHOOK_LEASE_LABEL };
 
 export interface WebhookLease extends KubeObject {
   spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string };

@@ -34,7 +34,7 @@ const REDACT_PATHS = [
   '*.authorization',
   'headers.authorization',
   '*.headers.authorization',
-  'key',
+  // Nested only: a top-level `key` is a work-queue key (namespace/name), which operators need to see.
   '*.key',
   'password',
   '*.password',

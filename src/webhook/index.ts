@@ -16,7 +16,7 @@ import { directorySource, secretSource, type CertificateSource, type TlsSecretLi
 import { excludedNamespaces, HANDLED_KIND_KEYS } from './configuration.ts';
 import { admissionCompiler, engineEvaluate } from './engine.ts';
 import { ServedGenerationsLease } from './lease.ts';
-import { BatchedLineWriter } from './log-destination.ts';
+import { BatchedLineWriter } from '../runtime/index.ts';
 import { WebhookMetrics } from './metrics.ts';
 import { WebhookRuntime } from './runtime.ts';
 import type { FailurePolicy } from './server.ts';
@@ -30,7 +30,7 @@ export {
 } from './configuration.ts';
 export { admissionCompiler, engineEvaluate, type EngineState } from './engine.ts';
 export { SERVED_GENERATIONS_ANNOTATION, ServedGenerationsLease, WEBHOOK_LEASE_LABEL, WEBHOOK_LEASE_PREFIX, webhookLeaseName } from './lease.ts';
-export { BatchedLineWriter } from './log-destination.ts';
+export { BatchedLineWriter } from '../runtime/index.ts';
 export { WEBHOOK_PATH, WebhookMetrics } from './metrics.ts';
 export { parseAdmissionReview, type AdmissionRequest, type AdmissionResponse } from './review.ts';
 export { WebhookRuntime, type WebhookRuntimeOptions } from './runtime.ts';
@@ -99,7 +99,7 @@ export function createWebhookInformers(client: KubeClient, registry?: Registry, 
  * drainDelayMs, in-flight reviews finish) and stops informers and the Lease. Resolves when all is closed.
  */
 export async function runWebhook(options: RunWebhookOptions, signal: AbortSignal): Promise<void> {
-  // One line per review: batched asynchronous writes to stderr (log-destination.ts); flushed on shutdown.
+  // One line per review: batched asynchronous writes to stderr (src/runtime/batched-line-writer.ts); flushed on shutdown.
   const ownDestination = options.log ? undefined : new BatchedLineWriter({ fd: 2 });
   const log = options.log ?? createLogger({ name: 'concurrency-guard-webhook', ...(ownDestination ? { destination: ownDestination } : {}) });
   const registry = options.registry ?? new Registry();

@@ -2,14 +2,10 @@
 // every policy it is enforcing. The controller sets a policy Ready only when every live replica (Lease
 // renewed within its duration) serves that policy's generation. Written by server-side apply with the
 // webhook's field manager: on a change of the served set (debounced) and on every renewal.
-import { FIELD_MANAGER_WEBHOOK, GROUP } from '../api/index.ts';
+import { FIELD_MANAGER_WEBHOOK, SERVED_GENERATIONS_ANNOTATION, WEBHOOK_LEASE_LABEL, WEBHOOK_LEASE_PREFIX } from '../api/index.ts';
 import { Applier, LEASES, describeError, microTime, type KubeClient, type KubeLogger } from '../kube/index.ts';
 
-export const WEBHOOK_LEASE_PREFIX = 'concurrency-guard-webhook-';
-/** JSON object: policy name → metadata.generation served. */
-export const SERVED_GENERATIONS_ANNOTATION = `${GROUP}/served-policy-generations`;
-/** Selects every replica's Lease (the controller lists by it). */
-export const WEBHOOK_LEASE_LABEL = `${GROUP}/webhook-lease`;
+export { SERVED_GENERATIONS_ANNOTATION, WEBHOOK_LEASE_LABEL, WEBHOOK_LEASE_PREFIX };
 
 export const DEFAULT_LEASE_DURATION_SECONDS = 60;
 export const DEFAULT_LEASE_RENEW_MS = 20_000;

@@ -34,6 +34,14 @@ describe('createLogger', () => {
     expect(String(line['time'])).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(lines[0]).not.toContain('secret-token');
   });
+
+  it('keeps a work-queue key readable but redacts a private key nested in an object', () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(chunk.toString()); done(); } });
+    createLogger({ name: 'concurrency-guard-test', destination: sink }).info({ key: 'shop/api-0', tls: { key: 'PRIVATE KEY' } }, 'reconciled');
+    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(line).toMatchObject({ key: 'shop/api-0', tls: { key: '[redacted]' } });
+  });
 });
 
 describe('handleShutdownSignals', () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { BatchedLineWriter } from '../../src/webhook/log-destination.ts';
+import { BatchedLineWriter } from '../../src/runtime/index.ts';
 
 describe('BatchedLineWriter', () => {
   it('writes every line, in order, and flush resolves once they are in the file', async () => {

@@ -22,6 +22,8 @@ export function createEngine(): AuditEngine {
       const result = evaluate(compiled.policies, {
         kind: 'Pod', object: pod, namespace: pod.metadata.namespace ?? 'default', namespaceLabels,
         limitRanges: limitRanges as unknown as readonly V1LimitRange[],
+        // Reports carry the fix as text; the patches are only for `check --fix`.
+        patches: false,
       });
       return {
         matched: result.matchedPolicies,

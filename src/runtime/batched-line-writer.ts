@@ -1,4 +1,5 @@
-// Where the webhook's JSON lines go: one line per review is thousands of lines a second at full load.
+// Where high-volume JSON lines go (the webhook's above all: one line per review is thousands of lines a
+// second at full load).
 // pino's asynchronous SonicBoom measured ~10 µs per line here (it re-measures the byte length of its
 // whole pending buffer on every write), a sync write is a syscall per line that blocks on a full pipe.
 // This writer queues lines and writes them with one asynchronous fs.write per batch (32 KiB, or every
