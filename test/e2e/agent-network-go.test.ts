@@ -47,6 +47,7 @@ const pods: KubeletPod[] = [];
 const namespaces: TestNetns[] = [];
 const hostProcesses: ChildProcess[] = [];
 let steadySince = 0;
+const podLogRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cg-agent-logs-'));
 
 async function pod(spec: Omit<KubeletPodSpec, 'namespace' | 'nodeName'>): Promise<KubeletPod> {
   const created = await KubeletPod.create(cluster, { namespace: ns, nodeName: NODE, ...spec });
@@ -122,7 +123,7 @@ spec:
     namespace: 'concurrency-guard',
     procRoot: '/proc',
     cgroupRoot: '/sys/fs/cgroup',
-    podLogRoot: fs.mkdtempSync(path.join(os.tmpdir(), 'cg-agent-logs-')),
+    podLogRoot,
     interval: 1_000,
     reports: 'all',
     enterNetns: true,
@@ -150,6 +151,7 @@ afterAll(async () => {
   for (const net of namespaces) net.destroy();
   agentClient?.close();
   await cluster?.stop();
+  fs.rmSync(podLogRoot, { recursive: true, force: true });
 });
 
 describe.runIf(runs)('node agent, --reports=all, entering pod netns', () => {
