@@ -2,6 +2,7 @@
 // The `concurrency-guard` command: one binary and one image, one subcommand per role (DESIGN.md). This
 // file only parses flags, builds the logger and the shutdown signal, and hands them to the layer that
 // does the work; it is the top of the layers and may import any of them.
+import { isIP } from 'node:net';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import packageJson from '../package.json' with { type: 'json' };
 import { registerCheck } from './check/index.ts';
@@ -74,6 +75,8 @@ export interface ControllerOptions extends KubeClientOptions {
   webhookConfiguration: string;
   webhookService: string;
   certSecret: string;
+  /** IP SANs of the serving certificate, for a webhook reached by address (out of cluster, `up`). */
+  certificateIpAddresses: string[];
   metricsPort: number;
   healthPort: number;
 }
@@ -130,6 +133,12 @@ const podIdentityOptions = (): Option[] => [
 const reportsOption = (): Option =>
   new Option('--reports <which>', 'create reports for pods with a finding or pressure, or for every matched pod').choices(['problems', 'all']).default('problems');
 
+function ipListOption(value: string): string[] {
+  const ips = value.split(',').map((ip) => ip.trim()).filter((ip) => ip.length > 0);
+  for (const ip of ips) if (isIP(ip) === 0) throw new InvalidArgumentError(`${ip} is not an IP address`);
+  return ips;
+}
+
 function secondsOption(value: string): number {
   const seconds = Number(value);
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 30) throw new InvalidArgumentError('must be a whole number of seconds from 1 to 30');
@@ -145,6 +154,8 @@ const controllerOptions = (): Option[] => [
   new Option('--webhook-configuration <name>', 'ValidatingWebhookConfiguration whose caBundle the controller keeps current').default('concurrency-guard'),
   new Option('--webhook-service <name>', 'Service in front of the webhook (the certificate\'s DNS names)').default('concurrency-guard-webhook'),
   new Option('--cert-secret <name>', 'Secret holding the CA and serving certificate').default('concurrency-guard-webhook-tls'),
+  new Option('--certificate-ip-addresses <ips>', 'comma-separated IP SANs for the serving certificate (a webhook reached by address, out of cluster)')
+    .default([], 'none').argParser(ipListOption),
 ];
 
 const webhookOptions = (): Option[] => [
@@ -210,6 +221,7 @@ const controllerSettings = (options: ControllerOptions) => ({
   webhookConfiguration: options.webhookConfiguration,
   webhookService: options.webhookService,
   certSecret: options.certSecret,
+  ...(options.certificateIpAddresses.length > 0 ? { certificate: { ipAddresses: options.certificateIpAddresses } } : {}),
 });
 
 const webhookSettings = (options: WebhookOptions) => ({
