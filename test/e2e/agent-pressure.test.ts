@@ -6,7 +6,7 @@
 //     an Event on the pod; no report while it is OK;
 //   - threads toward the pod's pids.max, and toward RLIMIT_NPROC shared by two pods of one UID;
 //   - a container that died of fd exhaustion: its report names the class and the signature line;
-//   - a pod no policy matches: metrics, no report;
+//   - a pod no policy matches: metrics, no report; pods in kube-system and the agent's own namespace: nothing;
 //   - a secret in a process's environment, its command line and an open file's path: never in a
 //     report, an Event, a log line of the agent or /metrics.
 import type { ChildProcess } from 'node:child_process';
@@ -277,6 +277,26 @@ describe.runIf(runs)('node agent, --reports=problems', () => {
     await sleep(3_000); // three more ticks
     expect(await report('loose')).toBeUndefined();
     expect(await report('quiet')).toBeUndefined();
+  });
+
+  it('pods in kube-system and the agent’s own namespace are not scanned at all: no metrics, no report', async () => {
+    await cluster.createNamespace('concurrency-guard');
+    const hidden: KubeletPod[] = [];
+    for (const namespace of ['kube-system', 'concurrency-guard']) {
+      const created = await KubeletPod.create(cluster, { namespace, nodeName: NODE, name: 'busy', labels: { guard: 'on' }, containers: [{ name: 'app' }] });
+      pods.push(created);
+      hidden.push(created);
+      const holder = await Holder.start(created.cgroups, created.containerID('app'), { nofile: 100 });
+      await holder.setFds(92); // Critical if it were scanned
+      await created.markRunning();
+    }
+    await sleep(4_000);
+    const text = await metricsText();
+    expect(text).not.toMatch(/namespace="(kube-system|concurrency-guard)"/);
+    for (const created of hidden) {
+      const result = await cluster.kubectl(['get', 'concurrencyreport', 'busy', '-n', created.spec.namespace], { allowFailure: true });
+      expect(result.code).not.toBe(0);
+    }
   });
 
   it('the planted secret never appears in reports, events, agent logs or /metrics', async () => {
