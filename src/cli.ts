@@ -133,6 +133,11 @@ const podIdentityOptions = (): Option[] => [
 const reportsOption = (): Option =>
   new Option('--reports <which>', 'create reports for pods with a finding or pressure, or for every matched pod').choices(['problems', 'all']).default('problems');
 
+function nonEmptyOption(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('must not be empty');
+  return value;
+}
+
 function ipListOption(value: string): string[] {
   const ips = value.split(',').map((ip) => ip.trim()).filter((ip) => ip.length > 0);
   for (const ip of ips) if (isIP(ip) === 0) throw new InvalidArgumentError(`${ip} is not an IP address`);
@@ -199,14 +204,6 @@ function run<O>(name: string, action: CommandAction<O>, batchedLog = false): (op
   };
 }
 
-/** For the roles whose issues come later: the flags parse, then a clear refusal (exit 2). */
-function notBuiltYet<O>(name: string, what: string): CommandAction<O> {
-  return (options, { log }) => {
-    log.error({ command: name, options }, `concurrency-guard ${name} is not built yet (${what}); its flags parsed, nothing was started`);
-    return Promise.resolve(EXIT_USAGE);
-  };
-}
-
 const kubeTarget = (options: KubeClientOptions): KubeClientOptions => ({
   ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
   ...(options.context !== undefined ? { context: options.context } : {}),
@@ -257,6 +254,12 @@ const webhookAction: CommandAction<WebhookOptions> = async (options, { log, sign
   return EXIT_OK;
 };
 
+const agentAction: CommandAction<AgentOptions> = async (options, { log, signal }) => {
+  const { runAgent } = await import('./node-agent/index.ts');
+  await runAgent({ ...options, ...kubeTarget(options), log }, signal);
+  return EXIT_OK;
+};
+
 const managerAction: CommandAction<ManagerOptions> = async (options, { log, signal }) => {
   const { runManager } = await import('./manager/index.ts');
   await runManager({
@@ -265,9 +268,7 @@ const managerAction: CommandAction<ManagerOptions> = async (options, { log, sign
     ...(options.podName ? { podName: options.podName } : {}),
     ...(options.podUid ? { podUid: options.podUid } : {}),
     metricsPort: options.metricsPort, healthPort: options.healthPort, log,
-    // With certificates from the controller the webhook serves the Secret the leader writes; with
-    // cert-manager, the Secret is mounted at --cert-dir.
-    webhook: { ...webhookSettings(options), ...(options.certificates === 'controller' ? { certSecret: options.certSecret } : {}) },
+    webhook: webhookSettings(options),
     controller: controllerSettings(options),
   }, signal);
   return EXIT_OK;
@@ -295,7 +296,7 @@ const upAction: CommandAction<UpCommandOptions> = async (options, { log, signal 
   // Loaded only here: the other roles never pay for the control plane's code (PKI, child processes).
   const { runEmbeddedUp } = await import('./up/index.ts');
   await runEmbeddedUp({
-    log: (message) => log.info(message),
+    logger: log,
     signal,
     ...(options.writeKubeconfig !== undefined ? { kubeconfigOut: options.writeKubeconfig } : {}),
   });
@@ -334,7 +335,8 @@ export function buildProgram(): Command {
   addOptions(
     program.command('agent').description('node agent (DaemonSet): per-pod fd, thread, listen-queue and GOMAXPROCS pressure into reports and /metrics'),
     [
-      new Option('--node-name <name>', 'the node this agent runs on (downward API spec.nodeName)').env('NODE_NAME').makeOptionMandatory(),
+      // An empty NODE_NAME (a missing downward-API field) would select the pods with no node: refuse it.
+      new Option('--node-name <name>', 'the node this agent runs on (downward API spec.nodeName)').env('NODE_NAME').makeOptionMandatory().argParser(nonEmptyOption),
       ownNamespaceOption(),
       ...kubeClientOptions(),
       new Option('--proc-root <dir>', 'the host\'s /proc').default('/proc'),
@@ -345,7 +347,7 @@ export function buildProgram(): Command {
       new Option('--enter-netns', 'read listen backlogs and somaxconn inside pod network namespaces (needs CAP_SYS_ADMIN)').default(false),
       ...serverOptions(9090, 9091),
     ],
-  ).action(run('agent', notBuiltYet<AgentOptions>('agent', 'it arrives with the node agent issue')));
+  ).action(run('agent', agentAction));
 
   registerCheck(program);
 

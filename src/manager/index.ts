@@ -54,6 +54,9 @@ export async function runManager(options: RunManagerOptions, signal: AbortSignal
     await Promise.all([
       guard('webhook', runWebhook({
         ...options.webhook,
+        // With certificates from the controller, every replica serves the Secret the leader writes; with
+        // cert-manager, that Secret is mounted at certDir.
+        ...(options.controller.certificates === 'controller' ? { certSecret: options.controller.certSecret } : {}),
         namespace: options.namespace,
         ...(options.podName ? { podName: options.podName } : {}),
         ...(options.podUid ? { podUid: options.podUid } : {}),

@@ -56,6 +56,27 @@ describe('concurrency-guard up', () => {
         'customresourcedefinition.apiextensions.k8s.io/concurrencypolicies.concurrencyguard.io',
         'customresourcedefinition.apiextensions.k8s.io/concurrencyreports.concurrencyguard.io',
       ]);
+      // What the printed instructions promise: the example policy refuses the demo pod.
+      const kubectl = (args: string[]): { code: number; stderr: string } => {
+        try {
+          execFileSync(locateBinaries().kubectl, [`--kubeconfig=${kubeconfig}`, ...args], { encoding: 'utf8', stdio: 'pipe' });
+          return { code: 0, stderr: '' };
+        } catch (error) {
+          return { code: 1, stderr: String((error as { stderr?: string }).stderr) };
+        }
+      };
+      const examples = join(import.meta.dirname, '../../examples');
+      expect(kubectl(['apply', '-f', join(examples, 'go-services.yaml')]).code).toBe(0);
+      expect(kubectl(['label', 'namespace', 'default', 'concurrency-guard.io/enabled=true']).code).toBe(0);
+      await waitUntil('the webhook to serve the example policy', () => {
+        const attempt = kubectl(['apply', '--dry-run=server', '-f', join(examples, 'demo/gomaxprocs-above-limit.yaml')]);
+        return attempt.code !== 0 && attempt.stderr.includes('gomaxprocs/above-cpu-limit');
+      }, 60_000, 500);
+      const denied = kubectl(['apply', '-f', join(examples, 'demo/gomaxprocs-above-limit.yaml')]);
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toContain('denied the request');
+      expect(denied.stderr).toContain('GOMAXPROCS=16');
+
       const children = childPids(up.proc.pid!);
       expect(children.length).toBeGreaterThanOrEqual(2);
 

@@ -92,10 +92,17 @@ describe('subcommands whose issues come later', () => {
     expect(run.stderr).toContain('must be a port number');
   });
 
-  it('agent takes its node from NODE_NAME (the downward API) and durations in Go notation', async () => {
-    const run = await cli(['agent', '--interval', '1m30s'], { NODE_NAME: 'node-7' });
-    expect(run.code).toBe(2);
-    expect(logLines(run.stderr)[0]).toMatchObject({ options: { nodeName: 'node-7', interval: 90_000, reports: 'problems', procRoot: '/proc' } });
+  it('agent needs its node (NODE_NAME from the downward API, or --node-name) and parses Go durations', async () => {
+    const missing = await cli(['agent', '--kubeconfig', '/nonexistent/kubeconfig'], { NODE_NAME: '' });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--node-name');
+    expect(missing.stderr).toContain('must not be empty');
+    const badInterval = await cli(['agent', '--interval', 'ten'], { NODE_NAME: 'node-7' });
+    expect(badInterval.code).toBe(2);
+    expect(badInterval.stderr).toContain('invalid duration');
+    const run = await cli(['agent', '--interval', '1m30s', '--kubeconfig', '/nonexistent/kubeconfig', '--metrics-port', '0', '--health-port', '0'], { NODE_NAME: 'node-7' });
+    expect(run.code).toBe(1);
+    expect(logLines(run.stderr).at(-1)).toMatchObject({ level: 50, name: 'concurrency-guard-agent', msg: 'agent failed' });
   });
 
   it('--log-level silences the log', async () => {
