@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import packageJson from '../package.json' with { type: 'json' };
 import { registerCheck } from './check/index.ts';
+import type { RunAgentOptions } from './node-agent/index.ts';
 import {
   BatchedLineWriter,
   EXIT_FAILURE,
@@ -97,18 +98,10 @@ export interface WebhookOptions extends KubeClientOptions {
 
 export type ManagerOptions = ControllerOptions & WebhookOptions;
 
-export interface AgentOptions extends KubeClientOptions {
-  nodeName: string;
-  namespace: string;
-  procRoot: string;
-  cgroupRoot: string;
-  podLogRoot: string;
-  interval: number;
-  reports: 'problems' | 'all';
-  enterNetns: boolean;
-  metricsPort: number;
-  healthPort: number;
-}
+/** The agent's flags are its run options, one for one (a type-only import: no agent code is loaded). */
+export type AgentOptions = Pick<RunAgentOptions,
+  'nodeName' | 'namespace' | 'procRoot' | 'cgroupRoot' | 'podLogRoot' | 'interval' | 'reports' | 'enterNetns'
+  | 'metricsPort' | 'healthPort' | 'kubeconfig' | 'context'>;
 
 export interface UpCommandOptions extends KubeClientOptions {
   writeKubeconfig?: string;

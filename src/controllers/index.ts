@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ALWAYS_EXCLUDED_NAMESPACES, type ConcurrencyPolicy } from '../api/index.ts';
 import {
-  CONCURRENCY_POLICIES, Informer, LEASES, LIMIT_RANGES, LeaderElector, NAMESPACES, createClient, describeError,
+  CONCURRENCY_POLICIES, Informer, LEASES, LIMIT_RANGES, LeaderElector, NAMESPACES, createClientFor, describeError,
   type KubeClient, type KubeObject,
 } from '../kube/index.ts';
 import { createLogger, isLogLevel, type Logger } from '../runtime/index.ts';
@@ -122,12 +122,7 @@ export async function runController(options: RunControllerOptions, signal: Abort
   const log = options.log ?? createLogger({ name: 'concurrency-guard-controller' });
   const registry = options.registry ?? new Registry();
   if (!options.registry) collectDefaultMetrics({ register: registry });
-  const client = options.client ?? await createClient(
-    options.kubeconfig || options.context
-      ? { ...(options.kubeconfig ? { path: options.kubeconfig } : {}), ...(options.context ? { context: options.context } : {}) }
-      : {},
-    { userAgent: 'concurrency-guard-controller' },
-  );
+  const client = options.client ?? await createClientFor(options, 'concurrency-guard-controller');
   const identity = `${options.podName ?? hostname()}-${randomBytes(3).toString('hex')}`;
   const common = { client, registry, logger: log };
   const ownsInformers = !options.informers;

@@ -15,4 +15,4 @@ export * from './workqueue.ts';
 export * from './leader-election.ts';
 export * from './apply.ts';
 export * from './report-writer.ts';
-export { createClient, type ClientSource } from './factory.ts';
+export { createClient, createClientFor, type ClientSource } from './factory.ts';

@@ -3,7 +3,7 @@
 // of informers (policies, namespaces, LimitRanges), so a replica holds each cache once. May import
 // src/api, src/kube, src/runtime, src/webhook and src/controllers.
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { createClient, type Informer, type KubeObject } from '../kube/index.ts';
+import { createClientFor, type Informer, type KubeObject } from '../kube/index.ts';
 import type { Logger } from '../runtime/index.ts';
 import { runController, type RunControllerOptions } from '../controllers/index.ts';
 import { createWebhookInformers, runWebhook, type RunWebhookOptions } from '../webhook/index.ts';
@@ -29,12 +29,7 @@ export async function runManager(options: RunManagerOptions, signal: AbortSignal
   const { log } = options;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const client = await createClient(
-    options.kubeconfig || options.context
-      ? { ...(options.kubeconfig ? { path: options.kubeconfig } : {}), ...(options.context ? { context: options.context } : {}) }
-      : {},
-    { userAgent: 'concurrency-guard-manager' },
-  );
+  const client = await createClientFor(options, 'concurrency-guard-manager');
   const informers = createWebhookInformers(client, registry, log);
   const shared = Object.values(informers) as Informer<KubeObject>[];
   for (const informer of shared) informer.start();

@@ -31,7 +31,7 @@ import {
   ApiError,
   CONCURRENCY_POLICIES,
   CONCURRENCY_REPORTS,
-  createClient,
+  createClientFor,
   Informer,
   microTime,
   NAMESPACES,
@@ -632,12 +632,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   const log = options.log ?? createLogger({ name: 'concurrency-guard-agent' });
   const registry = options.registry ?? new Registry();
   if (!options.registry) collectDefaultMetrics({ register: registry });
-  const client = options.client ?? await createClient(
-    options.kubeconfig || options.context
-      ? { ...(options.kubeconfig ? { path: options.kubeconfig } : {}), ...(options.context ? { context: options.context } : {}) }
-      : {},
-    { userAgent: 'concurrency-guard-node-agent' },
-  );
+  const client = options.client ?? await createClientFor(options, 'concurrency-guard-node-agent');
   const agent = new NodeAgent(options, client, log, registry);
   const host = options.host ?? '0.0.0.0';
   const metricsServer = http.createServer((request, response) => {

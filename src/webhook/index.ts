@@ -6,7 +6,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { ConcurrencyPolicy } from '../api/index.ts';
 import {
-  CONCURRENCY_POLICIES, Informer, LIMIT_RANGES, NAMESPACES, SECRETS, createClient,
+  CONCURRENCY_POLICIES, Informer, LIMIT_RANGES, NAMESPACES, SECRETS, createClientFor,
   type KubeClient, type KubeObject,
 } from '../kube/index.ts';
 import { createLogger, type Logger } from '../runtime/index.ts';
@@ -104,12 +104,7 @@ export async function runWebhook(options: RunWebhookOptions, signal: AbortSignal
   const log = options.log ?? createLogger({ name: 'concurrency-guard-webhook', ...(ownDestination ? { destination: ownDestination } : {}) });
   const registry = options.registry ?? new Registry();
   if (!options.registry) collectDefaultMetrics({ register: registry });
-  const client = options.client ?? await createClient(
-    options.kubeconfig || options.context
-      ? { ...(options.kubeconfig ? { path: options.kubeconfig } : {}), ...(options.context ? { context: options.context } : {}) }
-      : {},
-    { userAgent: 'concurrency-guard-webhook' },
-  );
+  const client = options.client ?? await createClientFor(options, 'concurrency-guard-webhook');
   const ownsInformers = !options.informers;
   const informers = options.informers ?? createWebhookInformers(client, registry, log);
   let lease: ServedGenerationsLease | undefined;
