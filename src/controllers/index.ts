@@ -216,8 +216,11 @@ export async function runController(options: RunControllerOptions, signal: Abort
       const election = options.leaderElection ?? {};
       const elector = new LeaderElector({
         client, namespace: options.namespace, name: election.leaseName ?? CONTROLLER_LEASE_NAME, identity,
-        leaseDurationMs: election.leaseDurationMs ?? 15_000, renewDeadlineMs: election.renewDeadlineMs ?? 10_000,
-        retryPeriodMs: election.retryPeriodMs ?? 2_000, registry, logger: log,
+        // The elector's defaults (6 s lease, 4 s renew deadline, 1 s retry) unless told otherwise.
+        ...(election.leaseDurationMs !== undefined ? { leaseDurationMs: election.leaseDurationMs } : {}),
+        ...(election.renewDeadlineMs !== undefined ? { renewDeadlineMs: election.renewDeadlineMs } : {}),
+        ...(election.retryPeriodMs !== undefined ? { retryPeriodMs: election.retryPeriodMs } : {}),
+        registry, logger: log,
       });
       // Leader work stops before the Lease is released (run() releases once `signal` aborts).
       const stopElection = new AbortController();
