@@ -10,14 +10,15 @@ const everyLayerMayImport = ['runtime'];
 const layers = {
   api: [],
   runtime: [],
+  pki: [],
   policy: ['api'],
   kube: ['api'],
   webhook: ['api', 'policy', 'kube'],
-  controllers: ['api', 'policy', 'kube'],
+  controllers: ['api', 'policy', 'kube', 'pki'],
   'node-agent': ['api', 'policy', 'kube'],
   check: ['api', 'policy'],
-  manager: ['api', 'policy', 'kube', 'webhook', 'controllers'],
-  up: ['api', 'policy', 'kube', 'webhook', 'controllers', 'node-agent', 'manager'],
+  manager: ['api', 'policy', 'kube', 'webhook', 'controllers', 'pki'],
+  up: ['api', 'policy', 'kube', 'webhook', 'controllers', 'node-agent', 'manager', 'pki'],
 };
 
 const layerRules = Object.entries(layers).map(([layer, allowed]) => ({

@@ -2,7 +2,7 @@
 // new CA is trusted before it signs the served leaf), leaf renewal and retiring the old CA.
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createAuthority, issueServingCertificate, issuedBy, splitPemBundle } from '../../src/controllers/certificates/pki.ts';
+import { createAuthority, issueServingCertificate, issuedBy, splitPemBundle } from '../../src/pki/index.ts';
 import {
   NEXT_CA_PUBLISHED_ANNOTATION, ROTATE_ANNOTATION, ROTATED_ANNOTATION, SECRET_KEYS, desiredBundle, planCertificates,
   type CertificateSettings, type SecretState,

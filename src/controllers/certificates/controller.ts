@@ -11,7 +11,7 @@ import {
 } from '../../kube/index.ts';
 import type { Registry } from 'prom-client';
 import type { EventRecorder } from '../events.ts';
-import { createAuthority, issueServingCertificate } from './pki.ts';
+import { createAuthority, issueServingCertificate } from '../../pki/index.ts';
 import {
   NEXT_CA_PUBLISHED_ANNOTATION, ROTATED_ANNOTATION, ROTATE_ANNOTATION, SECRET_KEYS, desiredBundle, planCertificates,
   type CertificateAction, type CertificateSettings, type SecretState,

@@ -7,7 +7,7 @@
 // A CA rotation therefore goes: publish next CA in the bundle (old + new trusted) → wait until the API
 // server has had time to load the bundle → sign a new leaf with the new CA and serve it → later drop the
 // old CA from the bundle. At no point does the API server see a leaf it does not trust.
-import { certificateFacts, issuedBy, type CertificateFacts } from './pki.ts';
+import { certificateFacts, issuedBy, type CertificateFacts } from '../../pki/index.ts';
 
 export const SECRET_KEYS = {
   cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKey: 'ca.key',

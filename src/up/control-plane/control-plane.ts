@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { locateBinaries, type ControlPlaneBinaries } from './binaries.ts';
 import { ManagedProcess } from './managed-process.ts';
-import { createAuthority, createServiceAccountKeys, issueCertificate, type Authority, type CertifiedKey } from './pki.ts';
+import { createAuthority, issueCertificate, type KeyAndCertificate } from '../../pki/index.ts';
+import { createServiceAccountKeys } from './service-account-keys.ts';
 import { freeLoopbackPort } from './ports.ts';
 import { renderKubeconfig } from './kubeconfig.ts';
 
@@ -43,7 +44,7 @@ export interface ControlPlaneOptions {
   log?: (message: string) => void;
 }
 
-export interface ClientIdentity extends CertifiedKey {
+export interface ClientIdentity extends KeyAndCertificate {
   user: string;
   groups: string[];
 }
@@ -60,6 +61,9 @@ rules:
 // The kubernetes Service's endpoints are never reconciled (--endpoint-reconciler-type=none), so this
 // documentation-range address (RFC 5737) is never dialled; it only spares the API server from needing
 // a default route to derive one.
+/** An embedded control plane lives for a test run or a demo; its certificates for a week. */
+const WEEK_MS = 7 * 24 * 3600 * 1000;
+
 const ADVERTISE_ADDRESS = '198.51.100.10';
 
 export class ControlPlane {
@@ -69,7 +73,7 @@ export class ControlPlane {
   readonly auditLogPath: string;
   readonly apiServerPort: number;
   readonly etcdPort: number;
-  readonly ca: Authority;
+  readonly ca: KeyAndCertificate;
   readonly admin: ClientIdentity;
   private readonly etcd: ManagedProcess;
   private readonly apiServer: ManagedProcess;
@@ -78,7 +82,7 @@ export class ControlPlane {
   private readonly log: (message: string) => void;
 
   private constructor(init: {
-    workDir: string; binaries: ControlPlaneBinaries; ca: Authority; admin: ClientIdentity;
+    workDir: string; binaries: ControlPlaneBinaries; ca: KeyAndCertificate; admin: ClientIdentity;
     etcdPort: number; apiServerPort: number; etcd: ManagedProcess; apiServer: ManagedProcess;
     controllerManager: ManagedProcess | undefined; startTimeoutMs: number; log: (m: string) => void;
   }) {
@@ -135,17 +139,17 @@ export class ControlPlane {
     const log = options.log ?? (() => undefined);
     const [etcdPort, etcdPeerPort, apiServerPort] = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
 
-    const ca = await createAuthority('concurrency-guard-embedded-ca');
+    const ca = await createAuthority('concurrency-guard-embedded-ca', WEEK_MS);
     const serving = await issueCertificate(ca, {
-      commonName: 'kube-apiserver', usage: 'server',
+      commonName: 'kube-apiserver', usage: 'server', validityMs: WEEK_MS,
       dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
       ipAddresses: ['127.0.0.1'],
     });
-    const adminCert = await issueCertificate(ca, { commonName: 'admin', organizations: ['system:masters'], usage: 'client' });
+    const adminCert = await issueCertificate(ca, { commonName: 'admin', organizations: ['system:masters'], usage: 'client', validityMs: WEEK_MS });
     const admin: ClientIdentity = { ...adminCert, user: 'admin', groups: ['system:masters'] };
     // The controller-manager has its own identity and runs each controller under its own service account,
     // as real clusters do, so the audit log tells the garbage collector apart from a person.
-    const controllerManagerCert = await issueCertificate(ca, { commonName: 'system:kube-controller-manager', usage: 'client' });
+    const controllerManagerCert = await issueCertificate(ca, { commonName: 'system:kube-controller-manager', usage: 'client', validityMs: WEEK_MS });
     const serviceAccount = createServiceAccountKeys();
     const pki = (name: string): string => join(workDir, 'pki', name);
     writeFileSync(pki('ca.crt'), ca.certPem);
@@ -268,7 +272,7 @@ export class ControlPlane {
 
   /** A client certificate for any user and groups, for RBAC tests, and a kubeconfig that uses it. */
   async issueClient(user: string, groups: string[] = []): Promise<ClientIdentity & { kubeconfig: string }> {
-    const cert = await issueCertificate(this.ca, { commonName: user, organizations: groups, usage: 'client' });
+    const cert = await issueCertificate(this.ca, { commonName: user, organizations: groups, usage: 'client', validityMs: WEEK_MS });
     return { ...cert, user, groups, kubeconfig: this.kubeconfig({ certPem: cert.certPem, keyPem: cert.keyPem }) };
   }
 

@@ -1,7 +1,7 @@
-// The webhook's CA and serving certificate, made with @peculiar/x509 (Node's crypto can parse X.509 but
-// not create it). ECDSA P-256: fast to generate, accepted by every API server. src/up has the same kind
-// of code for the embedded control plane, but this layer may not import src/up, so the small part the
-// controller needs lives here.
+// Certificate authorities and the certificates they sign, made with @peculiar/x509 (Node's crypto can
+// parse X.509 but not create it): the webhook's CA and serving certificate (the controller), and the
+// embedded control plane's CA, serving and client certificates (src/up). ECDSA P-256: fast to generate,
+// accepted by every API server and client.
 // @peculiar/x509 resolves its ASN.1 providers through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
 import { X509Certificate as NodeX509, webcrypto } from 'node:crypto';
@@ -51,41 +51,51 @@ export async function createAuthority(commonName: string, validityMs: number, no
   return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
 }
 
-export interface ServingCertificateRequest {
+export interface CertificateRequest {
   commonName: string;
-  dnsNames: readonly string[];
+  /** Subject O= entries: Kubernetes reads them as the client's groups. */
+  organizations?: readonly string[];
+  dnsNames?: readonly string[];
   ipAddresses?: readonly string[];
+  usage: 'server' | 'client';
   validityMs: number;
 }
 
-export async function issueServingCertificate(authority: KeyAndCertificate, request: ServingCertificateRequest, now = Date.now()): Promise<KeyAndCertificate> {
+export type ServingCertificateRequest = Omit<CertificateRequest, 'usage' | 'organizations'> & { dnsNames: readonly string[] };
+
+export async function issueCertificate(authority: KeyAndCertificate, request: CertificateRequest, now = Date.now()): Promise<KeyAndCertificate> {
   const caCert = new x509.X509Certificate(authority.certPem);
   const caKey = await importKey(authority.keyPem);
   const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify']));
   const names: x509.JsonGeneralName[] = [
-    ...request.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+    ...(request.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(request.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
   // A leaf never outlives its CA: a client would reject the chain after the CA expires anyway.
   const notAfter = Math.min(now + request.validityMs, Date.parse(caCert.notAfter.toISOString()));
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([request.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth], false),
+    await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
+  ];
+  if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
-    subject: `CN=${request.commonName}`,
+    subject: [`CN=${request.commonName}`, ...(request.organizations ?? []).map((o) => `O=${o}`)].join(', '),
     issuer: caCert.subject,
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: new Date(notAfter),
     publicKey: keys.publicKey,
     signingKey: caKey,
     signingAlgorithm: ecdsa,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
-      new x509.SubjectAlternativeNameExtension(names, false),
-    ],
+    extensions,
   });
   return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+export function issueServingCertificate(authority: KeyAndCertificate, request: ServingCertificateRequest, now = Date.now()): Promise<KeyAndCertificate> {
+  return issueCertificate(authority, { ...request, usage: 'server' }, now);
 }
 
 export interface CertificateFacts {
