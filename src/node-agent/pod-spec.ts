@@ -1,39 +1,24 @@
 // What the agent reads from a running Pod's spec through src/policy's own rules, importing only the
-// small pieces it needs (labels.ts, env.ts, quantity.ts): the policy engine's full import (facts.ts
+// small pieces it needs (match.ts, env.ts, quantity.ts): the policy engine's full import (facts.ts
 // pulls a YAML parser and the shell dialects) costs the agent ~14 MiB of RSS it has no use for.
-//   - which ConcurrencyPolicies match the pod: the same test as src/policy's evaluate() (namespace
-//     selector with kubernetes.io/metadata.name, pod selector, excluded namespaces, exclude selector);
+//   - which ConcurrencyPolicies match the pod: src/policy's own matcher (match.ts);
 //   - GOMAXPROCS and GODEBUG as the kubelet resolves the container's env (resolveEnv: last duplicate
 //     wins, $(VAR) expansion, resourceFieldRef from the pod's own resources — a running Pod carries
 //     its LimitRange defaults already), known values only.
 import type { V1Container } from '@kubernetes/client-node';
 import type { ConcurrencyPolicy } from '../api/v1alpha1.ts';
 import { lookupEnv, resolveEnv, type ResourceResolver } from '../policy/env.ts';
-import { compileSelector, selectorIsEmpty, type LabelPredicate, type Labels } from '../policy/labels.ts';
+import { compileMatch, type PodMatcher } from '../policy/match.ts';
 import { parseQuantityValue, type Quantity } from '../policy/quantity.ts';
 import type { GoEnvironment } from './readers/environ.ts';
 
-const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
-
 export interface PolicyMatcher {
   policy: ConcurrencyPolicy;
-  matches(namespace: string, namespaceLabels: Labels, podLabels: Labels): boolean;
+  matches: PodMatcher;
 }
 
 export function policyMatcher(policy: ConcurrencyPolicy): PolicyMatcher {
-  const match = policy.spec?.match ?? {};
-  const matchNamespace: LabelPredicate = compileSelector(match.namespaceSelector);
-  const matchPod: LabelPredicate = compileSelector(match.podSelector);
-  const excludedNamespaces = new Set(match.exclude?.namespaces ?? []);
-  // An empty exclude selector would exclude every pod; src/policy reads it as "exclude nothing".
-  const excludePod = selectorIsEmpty(match.exclude?.podSelector) ? undefined : compileSelector(match.exclude?.podSelector);
-  return {
-    policy,
-    matches(namespace, namespaceLabels, podLabels) {
-      const labels = namespaceLabels?.[NAMESPACE_NAME_LABEL] === namespace ? namespaceLabels : { ...namespaceLabels, [NAMESPACE_NAME_LABEL]: namespace };
-      return !excludedNamespaces.has(namespace) && matchNamespace(labels) && matchPod(podLabels) && !excludePod?.(podLabels);
-    },
-  };
+  return { policy, matches: compileMatch(policy.spec?.match) };
 }
 
 export interface PodSpecLike {

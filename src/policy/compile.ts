@@ -3,8 +3,7 @@
 // parameters are evaluated once and credited together.
 import type { ConcurrencyPolicy, Enforcement } from '../api/index.ts';
 import { ALWAYS_EXCLUDED_NAMESPACES } from '../api/index.ts';
-import type { LabelPredicate } from './labels.ts';
-import { compileSelector, selectorIsEmpty } from './labels.ts';
+import { compileMatch, type PodMatcher } from './match.ts';
 import { normalizeSysctlName } from './facts.ts';
 import type { GomaxprocsParams } from './rules/gomaxprocs.ts';
 import type { UlimitParams } from './rules/ulimits.ts';
@@ -22,10 +21,7 @@ export interface FamilySettings<P> {
 export interface CompiledPolicy {
   name: string;
   generation?: number;
-  matchNamespace: LabelPredicate;
-  matchPod: LabelPredicate;
-  excludeNamespaces: ReadonlySet<string>;
-  excludePod?: LabelPredicate;
+  matches: PodMatcher;
   gomaxprocs?: FamilySettings<GomaxprocsParams>;
   ulimits?: FamilySettings<UlimitParams>;
   sysctls?: FamilySettings<SysctlParams>;
@@ -95,16 +91,11 @@ function compileSysctlParams(allowedUnsafe: readonly unknown[], minimums: Record
 
 export function compilePolicy(policy: ConcurrencyPolicy): CompiledPolicy {
   const spec = policy.spec ?? {};
-  const match = spec.match ?? {};
   const base = enforcementOf(spec.enforcement, 'Audit');
   const compiled: CompiledPolicy = {
     name: policy.metadata?.name ?? '',
     generation: policy.metadata?.generation,
-    matchNamespace: compileSelector(match.namespaceSelector),
-    matchPod: compileSelector(match.podSelector),
-    excludeNamespaces: new Set(match.exclude?.namespaces ?? []),
-    // An empty exclude selector would exclude every pod; read it as "exclude nothing" instead.
-    excludePod: selectorIsEmpty(match.exclude?.podSelector) ? undefined : compileSelector(match.exclude?.podSelector),
+    matches: compileMatch(spec.match),
   };
   if (spec.gomaxprocs) {
     const params: GomaxprocsParams = { maxOverCPULimit: Math.floor(nonNegative(spec.gomaxprocs.maxOverCPULimit, 0)) };

@@ -9,6 +9,7 @@ import { stricter, weaker } from './findings.ts';
 import type { PodFacts } from './facts.ts';
 import { podFactsOf, podLocationOf } from './facts.ts';
 import type { Labels } from './labels.ts';
+import { withNamespaceName } from './match.ts';
 import { asRecord, asString, asStringRecord } from './shape.ts';
 import { checkGomaxprocs, checkNriContainers, checkSysctls, checkUlimits } from './rules/index.ts';
 
@@ -37,7 +38,6 @@ export interface Evaluation {
   matchedPolicies: string[];
 }
 
-const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /** The matched members of one family group: the policies a finding is credited to. */
 interface Credit {
@@ -51,14 +51,6 @@ function templateLabels(kind: string, object: unknown): Labels {
   let node = asRecord(object);
   for (const segment of location.root) node = asRecord(node?.[segment]);
   return asStringRecord(asRecord(node?.metadata)?.labels);
-}
-
-/**
- * Whether a policy applies to a pod: its namespace (by name and labels) and its pod or template labels,
- * minus the policy's excludes. The caller has already dropped the always-excluded namespaces.
- */
-export function policyMatches(policy: CompiledPolicy, namespace: string, namespaceLabels: Labels, podLabels: Labels): boolean {
-  return !policy.excludeNamespaces.has(namespace) && policy.matchNamespace(namespaceLabels) && policy.matchPod(podLabels) && !policy.excludePod?.(podLabels);
 }
 
 /** The strictest enforcement among the group's matched members; undefined when none matched. */
@@ -76,8 +68,8 @@ export function evaluate(compiled: CompiledPolicies, input: EvaluationInput): Ev
   const metadata = asRecord(asRecord(input.object)?.metadata);
   const namespace = input.namespace ?? asString(metadata?.namespace) ?? 'default';
   if (compiled.excludedNamespaces.has(namespace)) return { findings: [], matchedPolicies: [] };
-  let namespaceLabels = input.namespaceLabels;
-  if (namespaceLabels?.[NAMESPACE_NAME_LABEL] !== namespace) namespaceLabels = { ...namespaceLabels, [NAMESPACE_NAME_LABEL]: namespace };
+  // Completed once here, so each policy's matcher finds the name label already present.
+  const namespaceLabels = withNamespaceName(namespace, input.namespaceLabels);
   const labels = templateLabels(input.kind, input.object);
 
   const matched = compiled.matched;
@@ -85,7 +77,7 @@ export function evaluate(compiled: CompiledPolicies, input: EvaluationInput): Ev
   const policies = compiled.policies;
   for (let index = 0; index < policies.length; index++) {
     const policy = policies[index] as CompiledPolicy;
-    const hit = policyMatches(policy, namespace, namespaceLabels, labels);
+    const hit = policy.matches(namespace, namespaceLabels, labels);
     matched[index] = hit ? 1 : 0;
     if (hit) matchedPolicies.push(policy.name);
   }

@@ -4,7 +4,8 @@
 // May import only src/api (and npm packages); the webhook, the controller's audit and `check` import it.
 export { compilePolicies, compilePolicy } from './compile.ts';
 export type { CompiledPolicies, CompiledPolicy, CompileOptions } from './compile.ts';
-export { evaluate, policyMatches } from './evaluate.ts';
+export { evaluate } from './evaluate.ts';
+export { compileMatch, withNamespaceName, NAMESPACE_NAME_LABEL, type PodMatcher } from './match.ts';
 export type { Evaluation, EvaluationInput } from './evaluate.ts';
 export { decide, isControllerOwned } from './decide.ts';
 export type { AdmissionInput, Decision, Operation } from './decide.ts';
