@@ -375,3 +375,8 @@ export const SERVED_GENERATIONS_ANNOTATION = `${GROUP}/served-policy-generations
 
 /** Namespaces never evaluated, blocked or reported (plus the operator's own, given at run time). */
 export const ALWAYS_EXCLUDED_NAMESPACES: readonly string[] = ['kube-system', 'kube-node-lease'];
+
+/** Every namespace a role never evaluates, blocks or reports: the always-excluded ones and its own. */
+export function excludedNamespaces(ownNamespace: string, extra: readonly string[] = []): string[] {
+  return [...new Set([...ALWAYS_EXCLUDED_NAMESPACES, ownNamespace, ...extra])];
+}

@@ -8,12 +8,12 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ALWAYS_EXCLUDED_NAMESPACES, type ConcurrencyPolicy } from '../api/index.ts';
+import { excludedNamespaces, type ConcurrencyPolicy } from '../api/index.ts';
 import {
   CONCURRENCY_POLICIES, Informer, LEASES, LIMIT_RANGES, LeaderElector, NAMESPACES, createClientFor, describeError,
   type KubeClient, type KubeObject,
 } from '../kube/index.ts';
-import { createLogger, isLogLevel, type Logger } from '../runtime/index.ts';
+import { createLogger, isLogLevel, whenAborted, type Logger } from '../runtime/index.ts';
 import type { LimitRangeObject } from './audit/engine.ts';
 import type { AuditSettings, PassFigures } from './audit/protocol.ts';
 import type { ReportsMode } from './audit/report-status.ts';
@@ -163,7 +163,7 @@ export async function runController(options: RunControllerOptions, signal: Abort
     reportsMode: options.reports ?? 'problems',
     reportTtlMs: options.reportTtl,
     resyncMs: options.resync,
-    excludedNamespaces: [...new Set([...ALWAYS_EXCLUDED_NAMESPACES, options.namespace])],
+    excludedNamespaces: excludedNamespaces(options.namespace),
     reportWritesPerSecond: options.reportWritesPerSecond ?? 20,
     reportWriteBurst: options.reportWriteBurst ?? 100,
     concurrency: options.auditConcurrency ?? 4,
@@ -174,7 +174,7 @@ export async function runController(options: RunControllerOptions, signal: Abort
   /** Everything only the leader does, for one term; returns when the term (or the process) ends. */
   const lead = async (term: AbortSignal): Promise<void> => {
     const done = AbortSignal.any([term, signal]);
-    await Promise.race([Promise.all(allInformers.map((i) => i.whenSynced)), new Promise((resolve) => done.addEventListener('abort', resolve, { once: true }))]);
+    await Promise.race([Promise.all(allInformers.map((i) => i.whenSynced)), whenAborted(done)]);
     if (done.aborted) return;
     log.info({ identity }, 'leading: policy status, audit and certificates started');
     const status = new PolicyStatusController({
@@ -200,15 +200,12 @@ export async function runController(options: RunControllerOptions, signal: Abort
     status.start();
     audit.start();
     certificates?.start();
-    await new Promise((resolve) => { if (done.aborted) resolve(undefined); else done.addEventListener('abort', resolve, { once: true }); });
+    await whenAborted(done);
     log.info({ identity, reason: describeError(term.aborted ? term.reason : signal.reason) }, 'leader work stopping');
     await Promise.all([status.stop(), audit.stop({ immediate: term.aborted && !signal.aborted }), certificates?.stop()]);
   };
 
-  const aborted = new Promise<undefined>((resolve) => {
-    if (signal.aborted) resolve(undefined);
-    else signal.addEventListener('abort', () => resolve(undefined), { once: true });
-  });
+  const aborted = whenAborted(signal).then(() => undefined);
   try {
     if (!options.leaderElect) {
       await lead(signal);

@@ -8,7 +8,7 @@ import {
   type ConcurrencyPolicy, type ConcurrencyPolicyStatus,
 } from '../api/index.ts';
 import {
-  Applier, CONCURRENCY_POLICIES, PermanentError, WorkQueue, canonicalJson, isConflict, isNotFound,
+  ApiError, Applier, CONCURRENCY_POLICIES, WorkQueue, canonicalJson, classifyError, isConflict, isNotFound,
   type Informer, type KubeClient, type KubeLogger, type ReconcileResult,
 } from '../kube/index.ts';
 import type { Registry } from 'prom-client';
@@ -154,7 +154,8 @@ export class PolicyStatusController {
     } catch (error) {
       // Deleted, or deleted and recreated (uid precondition): the informer will tell us about the new one.
       if (isNotFound(error) || isConflict(error)) return;
-      if (error instanceof Error && /422|Invalid/.test(error.message)) throw new PermanentError(error.message, { cause: error });
+      // Invalid (422) will not pass on a retry: judged by status code, not by the text (a policy's name is in it).
+      if (error instanceof ApiError && error.status === 422) throw classifyError(error);
       throw error;
     }
     this.writes++;

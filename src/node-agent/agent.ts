@@ -26,7 +26,7 @@ import type {
   PressureLevel,
   ReportCondition,
 } from '../api/v1alpha1.ts';
-import { ALWAYS_EXCLUDED_NAMESPACES, FIELD_MANAGER_NODE_AGENT, PRESSURE_RANK } from '../api/v1alpha1.ts';
+import { FIELD_MANAGER_NODE_AGENT, PRESSURE_RANK, excludedNamespaces } from '../api/v1alpha1.ts';
 import {
   ApiError,
   CONCURRENCY_POLICIES,
@@ -41,7 +41,8 @@ import {
   type KubeObject,
   type ResourceType,
 } from '../kube/index.ts';
-import { createLogger, type Logger } from '../runtime/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLogger, whenAborted, type Logger } from '../runtime/index.ts';
 import { cgroupPodUID, type QosClass } from './attribution/kubelet-naming.ts';
 import { identityKey } from './attribution/process-identity.ts';
 import { classifyCrash } from './crash.ts';
@@ -189,10 +190,6 @@ function errorCode(error: unknown): string {
   return error instanceof Error ? error.name : 'unknown';
 }
 
-export function excludedNamespaces(own: string): ReadonlySet<string> {
-  return new Set([...ALWAYS_EXCLUDED_NAMESPACES, own]);
-}
-
 export class NodeAgent {
   readonly options: RunAgentOptions;
   readonly scanner: Scanner;
@@ -221,7 +218,7 @@ export class NodeAgent {
     this.options = options;
     this.client = client;
     this.log = log;
-    this.excluded = excludedNamespaces(options.namespace);
+    this.excluded = new Set(excludedNamespaces(options.namespace));
     this.scanner = new Scanner({ procRoot: options.procRoot, cgroupRoot: options.cgroupRoot });
     this.metrics = new AgentMetrics(registry);
     this.writer = new ReportWriter({ client, fieldManager: FIELD_MANAGER_NODE_AGENT, logger: log });
@@ -658,7 +655,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
   agent.start();
   log.info({ node: options.nodeName, interval: options.interval, reports: options.reports, cgroup: agent.scanner.layout.version }, 'node agent started');
   try {
-    await Promise.race([agent.synced(), new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))]);
+    await Promise.race([agent.synced(), whenAborted(signal)]);
     while (!signal.aborted) {
       const started = Date.now();
       try {
@@ -667,13 +664,8 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
         log.error({ error: errorCode(error) }, 'tick failed');
       }
       const wait = Math.max(0, options.interval - (Date.now() - started));
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
-      });
+      // timers/promises removes its abort listener when the timer fires: one listener per tick would pile up.
+      await sleep(wait, undefined, { signal }).catch(() => undefined);
     }
   } finally {
     await agent.stop();

@@ -15,7 +15,7 @@ export * from './crash.ts';
 export * from './report.ts';
 export { AgentMetrics, type PodMetricFigures } from './metrics.ts';
 export { policyMatcher, specGoEnvironment, type PodSpecLike, type PolicyMatcher } from './pod-spec.ts';
-export { excludedNamespaces, NodeAgent, runAgent, type AgentPod, type AgentTickResult, type RunAgentOptions } from './agent.ts';
+export { NodeAgent, runAgent, type AgentPod, type AgentTickResult, type RunAgentOptions } from './agent.ts';
 export { parseNetstat, parseSockstat, readNetnsCounters, readNetnsIdentity, LISTEN_COUNTER_NAMES, type ListenCounters, type NetnsCounters, type SocketCounts } from './readers/netstat.ts';
 export { parseProcNetTcp, parseSsListening, readListeners, readListenersFromProc, readListenersInNetns, type ListenSocket, type NetnsListeners } from './readers/listeners.ts';
 export { extractGoEnvironment, readGoEnvironment, type GoEnvironment } from './readers/environ.ts';

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../runtime/index.ts';
+import { whenAborted, type Logger } from '../runtime/index.ts';
 import { runManager } from '../manager/index.ts';
 import { renderValidatingWebhookConfiguration } from '../webhook/index.ts';
 import { ControlPlane, cacheRoot, freeLoopbackPort } from './control-plane/index.ts';
@@ -75,7 +75,7 @@ export async function runEmbeddedUp(options: UpOptions): Promise<void> {
       'Press Ctrl-C to stop it (its state is discarded).',
       '',
     ].join('\n'));
-    if (!signal.aborted) await new Promise<void>((done) => signal.addEventListener('abort', () => done(), { once: true }));
+    await whenAborted(signal);
   } finally {
     managerStopped.abort();
     await manager?.catch((error: unknown) => logger.error({ err: error }, 'manager failed'));

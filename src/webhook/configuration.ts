@@ -1,7 +1,7 @@
 // What the webhook is registered for (DESIGN.md "Webhook"), as data the admission logic dispatches on and
 // as the ValidatingWebhookConfiguration that Helm, `up` and the tests install. The configuration carries no
 // caBundle unless one is given: the controller (or cert-manager) owns that field.
-import { ALWAYS_EXCLUDED_NAMESPACES, GROUP } from '../api/index.ts';
+import { GROUP, excludedNamespaces } from '../api/index.ts';
 import { WEBHOOK_PATH } from './metrics.ts';
 import type { FailurePolicy } from './server.ts';
 
@@ -78,9 +78,7 @@ function rules(): RuleWithOperations[] {
 }
 
 /** Every namespace the webhook never sees: kube-system, kube-node-lease, its own, and any extra. */
-export function excludedNamespaces(ownNamespace: string, extra: readonly string[] = []): string[] {
-  return [...new Set([...ALWAYS_EXCLUDED_NAMESPACES, ownNamespace, ...extra])];
-}
+export { excludedNamespaces };
 
 function celStringList(values: readonly string[]): string {
   return `[${values.map((v) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(', ')}]`;

@@ -9,7 +9,7 @@ import {
   CONCURRENCY_POLICIES, Informer, LIMIT_RANGES, NAMESPACES, SECRETS, createClientFor,
   type KubeClient, type KubeObject,
 } from '../kube/index.ts';
-import { createLogger, type Logger } from '../runtime/index.ts';
+import { createLogger, whenAborted, type Logger } from '../runtime/index.ts';
 import { createAdmit } from './admission.ts';
 import { AdmissionCaches, type LimitRangeObject, type NamespaceObject } from './caches.ts';
 import { directorySource, secretSource, type CertificateSource, type TlsSecretLike } from './certificate.ts';
@@ -179,10 +179,7 @@ export async function runWebhook(options: RunWebhookOptions, signal: AbortSignal
     void caches.whenSynced().then(() => { if (!signal.aborted) lease?.start(); });
   }
 
-  await new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
+  await whenAborted(signal);
   log.info('webhook shutting down');
   try {
     await runtime.drainAndClose();
