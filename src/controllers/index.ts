@@ -13,7 +13,7 @@ import {
   CONCURRENCY_POLICIES, Informer, LEASES, LIMIT_RANGES, LeaderElector, NAMESPACES, createClientFor, describeError,
   type KubeClient, type KubeObject,
 } from '../kube/index.ts';
-import { createLogger, isLogLevel, whenAborted, type Logger } from '../runtime/index.ts';
+import { answerScrape, closeServer, createLogger, isLogLevel, listen, whenAborted, type Logger } from '../runtime/index.ts';
 import type { LimitRangeObject } from './audit/engine.ts';
 import type { AuditSettings, PassFigures } from './audit/protocol.ts';
 import type { ReportsMode } from './audit/report-status.ts';
@@ -104,16 +104,6 @@ export function defaultCertificateSettings(options: Pick<RunControllerOptions, '
   };
 }
 
-function listen(server: Server, port: number, host: string | undefined): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      const address = server.address();
-      resolve(typeof address === 'object' && address ? address.port : port);
-    });
-  });
-}
-
 /**
  * Runs the controller until `signal` aborts: informers on every replica (a new leader starts warm), the
  * leader-only work while this replica leads, then a clean stop that releases the Lease.
@@ -152,7 +142,7 @@ export async function runController(options: RunControllerOptions, signal: Abort
   if (options.metricsPort !== undefined) {
     const metrics = createServer((req, res) => {
       if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
-      void registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text));
+      void answerScrape(registry, res);
     });
     servers.push(metrics);
     ports.metricsPort = await listen(metrics, options.metricsPort, options.host);
@@ -232,7 +222,7 @@ export async function runController(options: RunControllerOptions, signal: Abort
     }
   } finally {
     await Promise.all([leases.stop(), ...(ownsInformers ? (Object.values(informers) as Informer<KubeObject>[]).map((i) => i.stop()) : [])]);
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    await Promise.all(servers.map(closeServer));
     if (!options.client) client.close();
     log.flush?.();
   }

@@ -42,7 +42,7 @@ import {
   type ResourceType,
 } from '../kube/index.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger, whenAborted, type Logger } from '../runtime/index.ts';
+import { answerScrape, closeServer, createLogger, listen, whenAborted, type Logger } from '../runtime/index.ts';
 import { cgroupPodUID, type QosClass } from './attribution/kubelet-naming.ts';
 import { identityKey } from './attribution/process-identity.ts';
 import { classifyCrash } from './crash.ts';
@@ -604,23 +604,6 @@ export class NodeAgent {
   }
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      const address = server.address();
-      resolve(typeof address === 'object' && address ? address.port : port);
-    });
-  });
-}
-
-function close(server: http.Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
 /**
  * Runs the node agent until `signal` aborts: informers, a tick every `interval` (never two at once),
  * /metrics on metricsPort and /healthz, /readyz (informers synced and one tick done) on healthPort.
@@ -637,10 +620,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
       response.writeHead(404).end();
       return;
     }
-    registry.metrics().then(
-      (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      () => response.writeHead(500).end(),
-    );
+    void answerScrape(registry, response);
   });
   const healthServer = http.createServer((request, response) => {
     if (request.url === '/healthz') response.writeHead(200).end('ok');
@@ -669,7 +649,7 @@ export async function runAgent(options: RunAgentOptions, signal: AbortSignal): P
     }
   } finally {
     await agent.stop();
-    await Promise.all([close(metricsServer), close(healthServer)]);
+    await Promise.all([closeServer(metricsServer), closeServer(healthServer)]);
     if (!options.client) client.close();
     log.info({}, 'node agent stopped');
   }

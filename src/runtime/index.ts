@@ -4,5 +4,6 @@
 // layer may import it.
 export * from './logger.ts';
 export * from './batched-line-writer.ts';
+export * from './plain-http.ts';
 export * from './shutdown.ts';
 export * from './duration.ts';

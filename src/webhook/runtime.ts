@@ -10,6 +10,7 @@ import type { Registry } from 'prom-client';
 import { CertificateWatcher, type CertificateSource, type ServingCertificate } from './certificate.ts';
 import type { WebhookMetrics } from './metrics.ts';
 import { buildWebhookServer, type Admit, type FailurePolicy, type Readiness, type WebhookServerHandle } from './server.ts';
+import { answerScrape, closeServer, listen } from '../runtime/index.ts';
 
 export interface WebhookRuntimeOptions {
   admit: Admit;
@@ -97,8 +98,8 @@ export class WebhookRuntime {
       await runtime.server.app.listen({ host: options.host ?? '0.0.0.0', port: options.port });
     } catch (error) {
       runtime.watcher.stop();
-      await closeHttp(runtime.metricsServer);
-      if (runtime.healthServer) await closeHttp(runtime.healthServer);
+      await closeServer(runtime.metricsServer);
+      if (runtime.healthServer) await closeServer(runtime.healthServer);
       throw error;
     }
     return runtime;
@@ -150,8 +151,8 @@ export class WebhookRuntime {
     await sleep(delay);
     this.watcher.stop();
     await this.server?.app.close();
-    await closeHttp(this.metricsServer);
-    if (this.healthServer) await closeHttp(this.healthServer);
+    await closeServer(this.metricsServer);
+    if (this.healthServer) await closeServer(this.healthServer);
     logger.info('webhook closed');
   }
 
@@ -175,8 +176,7 @@ export class WebhookRuntime {
     const path = url.split('?')[0];
     try {
       if (metrics && path === '/metrics') {
-        const body = await this.options.registry.metrics();
-        res.writeHead(200, { 'content-type': this.options.registry.contentType }).end(body);
+        await answerScrape(this.options.registry, res);
       } else if (path === '/healthz') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       } else if (path === '/readyz') {
@@ -194,20 +194,6 @@ export class WebhookRuntime {
   }
 }
 
-function listen(server: HttpServer, port: number, host = '0.0.0.0'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-function closeHttp(server: HttpServer): Promise<void> {
-  if (!server.listening) return Promise.resolve();
-  return new Promise((resolve) => server.close(() => resolve()));
-}
 
 async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, onSlow: () => void): Promise<T> {
   const slow = setTimeout(onSlow, 2_000);
