@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { V1LimitRange } from '@kubernetes/client-node';
 import type { ConcurrencyPolicy } from '../api/index.ts';
 import { POLICY_KIND } from '../api/index.ts';
-import { compilePolicies, decide, podLocationOf } from '../policy/index.ts';
+import { compilePolicies, decide, podLocationOf, type CompiledPolicies } from '../policy/index.ts';
 import type { Decision, Finding } from '../policy/index.ts';
 import type { CheckCommandOptions } from './command.ts';
 import type { InputDocument } from './documents.ts';
@@ -69,8 +69,7 @@ async function loadFiles(files: readonly string[], streams: CheckStreams): Promi
 }
 
 /** Evaluates every Pod and workload among the documents. */
-export function checkDocuments(documents: readonly InputDocument[], policies: readonly ConcurrencyPolicy[], defaultNamespaceLabels: Record<string, string> | undefined): CheckedDocument[] {
-  const compiled = compilePolicies(policies);
+export function checkDocuments(documents: readonly InputDocument[], compiled: CompiledPolicies, defaultNamespaceLabels: Record<string, string> | undefined): CheckedDocument[] {
   const namespaceLabels = new Map<string, Record<string, string>>();
   const limitRanges = new Map<string, V1LimitRange[]>();
   for (const doc of documents) {
@@ -150,7 +149,9 @@ export async function runCheck(options: CheckCommandOptions, streams: CheckStrea
     const usedBuiltin = policies.length === 0;
     if (usedBuiltin) policies.push(BUILTIN_POLICY);
 
-    const results = checkDocuments(documents, policies, defaultLabels);
+    // Compiled once: --fix checks the documents again after each round of fixes.
+    const compiled = compilePolicies(policies);
+    const results = checkDocuments(documents, compiled, defaultLabels);
     if (options.fix) {
       // Each patch is relative to the object it was computed on, so two fixes of one field (the nofile
       // and the nproc entry of one NRI annotation) can overwrite each other: fix, check again, repeat.
@@ -160,7 +161,7 @@ export async function runCheck(options: CheckCommandOptions, streams: CheckStrea
       for (let round = 0; round < MAX_FIX_ROUNDS; round++) {
         fixedText = applyFixes(current, currentResults);
         current = parseDocuments('(fixed)', fixedText);
-        currentResults = checkDocuments(current, policies, defaultLabels);
+        currentResults = checkDocuments(current, compiled, defaultLabels);
         if (!currentResults.some((r) => r.decision.findings.some((f) => f.patch))) break;
       }
       streams.stdout.write(fixedText);

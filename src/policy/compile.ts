@@ -62,31 +62,24 @@ function enforcementOf(value: unknown, fallback: Enforcement): Enforcement {
   return value === 'Deny' || value === 'Warn' || value === 'Audit' ? value : fallback;
 }
 
-const sysctlParamsByKey = new Map<string, SysctlParams>();
-
 function compileSysctlParams(allowedUnsafe: readonly unknown[], minimums: Record<string, unknown>): { params: SysctlParams; key: string } {
   const key = JSON.stringify([allowedUnsafe, minimums]);
-  let params = sysctlParamsByKey.get(key);
-  if (!params) {
-    const allowedExact = new Set<string>();
-    const allowedPrefixes: string[] = [];
-    for (const pattern of allowedUnsafe) {
-      if (typeof pattern !== 'string') continue;
-      // As the kubelet reads --allowed-unsafe-sysctls: everything before the first `*` is a prefix.
-      const normalized = normalizeSysctlName(pattern);
-      const star = normalized.indexOf('*');
-      if (star >= 0) allowedPrefixes.push(normalized.slice(0, star));
-      else allowedExact.add(normalized);
-    }
-    const minimumMap = new Map<string, number>();
-    for (const [name, value] of Object.entries(minimums)) {
-      if (typeof value === 'number' && Number.isFinite(value)) minimumMap.set(normalizeSysctlName(name), value);
-    }
-    params = { allowedExact, allowedPrefixes, minimums: minimumMap };
-    if (sysctlParamsByKey.size > 256) sysctlParamsByKey.clear();
-    sysctlParamsByKey.set(key, params);
+  // Policies sharing a key are grouped by it (groupBy), so the params are built once per distinct key anyway.
+  const allowedExact = new Set<string>();
+  const allowedPrefixes: string[] = [];
+  for (const pattern of allowedUnsafe) {
+    if (typeof pattern !== 'string') continue;
+    // As the kubelet reads --allowed-unsafe-sysctls: everything before the first `*` is a prefix.
+    const normalized = normalizeSysctlName(pattern);
+    const star = normalized.indexOf('*');
+    if (star >= 0) allowedPrefixes.push(normalized.slice(0, star));
+    else allowedExact.add(normalized);
   }
-  return { params, key };
+  const minimumMap = new Map<string, number>();
+  for (const [name, value] of Object.entries(minimums)) {
+    if (typeof value === 'number' && Number.isFinite(value)) minimumMap.set(normalizeSysctlName(name), value);
+  }
+  return { params: { allowedExact, allowedPrefixes, minimums: minimumMap }, key };
 }
 
 export function compilePolicy(policy: ConcurrencyPolicy): CompiledPolicy {

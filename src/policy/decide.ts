@@ -73,7 +73,8 @@ export function decide(compiled: CompiledPolicies, input: AdmissionInput): Decis
   const current: Evaluation = evaluate(compiled, { ...context, object: input.object, cap });
   let findings = current.findings;
   if (input.operation === 'UPDATE' && input.oldObject !== undefined && findings.some((f) => f.enforcement === 'Deny')) {
-    const before = new Set(evaluate(compiled, { ...context, object: input.oldObject }).findings.map((f) => f.key));
+    // Only the old findings' keys are needed: never their fixes.
+    const before = new Set(evaluate(compiled, { ...context, object: input.oldObject, patches: false }).findings.map((f) => f.key));
     findings = findings.map((f) => (f.enforcement === 'Deny' && before.has(f.key) ? { ...f, enforcement: weaker(f.enforcement, 'Warn') } : f));
   }
 

@@ -258,10 +258,6 @@ export function ceilUnits(q: Quantity): number {
 }
 
 /** The quantity in units as a float, for messages and ratios only. */
-export function toUnits(q: Quantity): number {
-  return Number(q.nano) / 1e9;
-}
-
 /**
  * Whether the API server accepts this as a CPU resourceFieldRef divisor: validation compares
  * divisor.String() with "1" and "1m", so "1000m" and "0.001" pass but "1e-3", "01" and "1e0" (each

@@ -35,7 +35,18 @@ export class AdmissionCaches<Compiled, LimitRange extends LimitRangeObject = Lim
   constructor(options: AdmissionCachesOptions<Compiled, LimitRange>) {
     this.options = options;
     this.compiledPolicies = options.compile([]);
-    const recompile = (): void => this.recompile();
+    // A relist delivers one event per policy; compiling the whole set once per event would be N² at
+    // start-up and after every 410. Events in one turn share one compile, done before any request can
+    // run (and before whenSynced's callbacks, which are queued after it).
+    let queued = false;
+    const recompile = (): void => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        this.recompile();
+      });
+    };
     this.unsubscribe.push(options.policies.on({ add: recompile, update: recompile, delete: recompile }));
     this.unsubscribe.push(options.limitRanges.on({
       add: (lr) => this.indexLimitRange(lr),

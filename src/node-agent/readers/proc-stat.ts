@@ -1,7 +1,6 @@
 // /proc/PID/stat: start time (with the pid, a process's identity: a reused pid has a new start time),
 // thread count and state. Parsed from bytes after the last ')' because comm may contain spaces and ')'.
 // Field numbers follow proc(5): 3 state, 20 num_threads, 22 starttime (clock ticks since boot).
-import type { ScratchReader } from './proc-file.ts';
 
 export interface ProcStat {
   pid: number;
@@ -47,9 +46,4 @@ function parseDecimal(bytes: Buffer, from: number, to: number): number {
     value = value * 10 + digit;
   }
   return to > from ? value : -1;
-}
-
-export function readProcStat(reader: ScratchReader, procRoot: string, pid: number): ProcStat | undefined {
-  const bytes = reader.readRecord(`${procRoot}/${pid}/stat`);
-  return bytes === undefined ? undefined : parseProcStat(pid, bytes);
 }
