@@ -5,6 +5,7 @@
 // only the key and read the current state themselves, so coalescing many adds into one run loses nothing.
 import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
+import { backoffDelay } from './backoff.ts';
 import { ApiError, RequestTimeoutError, WatchStalledError } from './client.ts';
 import { describeError, silentLogger, type KubeLogger } from './logger.ts';
 import { counterIn, gaugeIn, histogramIn, WORKQUEUE_BUCKETS } from './metrics.ts';
@@ -182,9 +183,7 @@ export class WorkQueue {
     const failures = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, failures);
     this.metrics?.retries.inc({ name: this.name, controller: this.name });
-    const base = this.options.baseDelayMs ?? 5;
-    const max = this.options.maxDelayMs ?? 1_000_000;
-    const perKey = Math.min(max, base * 2 ** (failures - 1));
+    const perKey = backoffDelay(failures, { initialMs: this.options.baseDelayMs ?? 5, maxMs: this.options.maxDelayMs ?? 1_000_000 });
     this.addAfter(key, Math.max(perKey, this.bucketDelay()));
   }
 

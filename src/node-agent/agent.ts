@@ -461,6 +461,7 @@ export class NodeAgent {
       }),
     );
     const verdictByPod = new Map<string, ListenQueueVerdict>();
+    const workByUid = new Map(work.map((w) => [w.pod.metadata.uid as string, w]));
     let nodeDrops: number | undefined;
     for (const entry of entries) {
       const observed = samples.get(entry.key);
@@ -471,7 +472,7 @@ export class NodeAgent {
         continue;
       }
       for (const uid of entry.podUIDs) {
-        const item = work.find((w) => w.pod.metadata.uid === uid);
+        const item = workByUid.get(uid);
         if (!item) continue;
         verdictByPod.set(
           uid,
@@ -505,6 +506,8 @@ export class NodeAgent {
       };
       const level = runtimeLevel(inputs);
       const matched = item.policies.length > 0;
+      // The worst container's throttled share; -1 when no container has one yet.
+      const throttled = Math.max(-1, ...pressure.cpu.map((c) => c.throttledPercent ?? -1));
       this.metrics.setPod(namespace, name, {
         level,
         matched,
@@ -512,18 +515,16 @@ export class NodeAgent {
         ...(pressure.threads ? { threadPercent: pressure.threads.percent, threads: pressure.threads.threads } : {}),
         ...(listen ? { dropsPerMinute: listen.runtime.dropsPerMinute } : {}),
         ...(item.go.length > 0 ? { gomaxprocsMismatch: item.go.some((g) => g.entry.mismatch) } : {}),
-        ...(pressure.cpu.some((c) => c.throttledPercent !== undefined)
-          ? { throttledPercent: Math.max(...pressure.cpu.map((c) => c.throttledPercent ?? 0)) }
-          : {}),
+        ...(throttled >= 0 ? { throttledPercent: throttled } : {}),
       });
       const turnedCritical = level === 'Critical' && state.level !== 'Critical';
       state.level = level;
       state.ticks++;
       // A report from the first tick would lack the throttled share and the rates, and be rewritten at once.
       if (!matched || state.ticks < 2) continue;
-      if (turnedCritical) void this.criticalEvent(pod, inputs);
       const summary = buildSummary(inputs, level);
       const drafts = conditionDrafts(inputs);
+      if (turnedCritical) void this.criticalEvent(pod, drafts);
       const existing = this.reports.get(namespace, name);
       const reportExists = existing?.spec.podUID === uid;
       // The controller deleted the report we wrote (TTL at OK): under --reports=problems, start over.
@@ -532,7 +533,6 @@ export class NodeAgent {
         state.conditions = undefined;
       }
       // The throttled share is no summary column, but a quarter of the periods more or less is news.
-      const throttled = Math.max(-1, ...pressure.cpu.map((c) => c.throttledPercent ?? -1));
       const throttledBand = throttled < 0 ? '' : String(Math.floor(throttled / 25));
       const next = { bands: `${summaryBands(summary)}|${throttledBand}`, conditionStatuses: conditionStatuses(drafts), crashKey: state.crashKey };
       const reason = writeDecision({
@@ -578,8 +578,8 @@ export class NodeAgent {
     return result;
   }
 
-  private async criticalEvent(pod: AgentPod, inputs: PodRuntimeInputs): Promise<void> {
-    const drafts = conditionDrafts(inputs).filter((d) => d.status === 'True');
+  private async criticalEvent(pod: AgentPod, conditions: readonly ReturnType<typeof conditionDrafts>[number][]): Promise<void> {
+    const drafts = conditions.filter((d) => d.status === 'True');
     const note = drafts.map((d) => `${d.type}: ${d.message}`).join('; ') || 'runtime pressure Critical';
     const namespace = pod.metadata.namespace ?? 'default';
     const now = Date.now();

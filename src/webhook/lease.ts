@@ -3,7 +3,7 @@
 // renewed within its duration) serves that policy's generation. Written by server-side apply with the
 // webhook's field manager: on a change of the served set (debounced) and on every renewal.
 import { FIELD_MANAGER_WEBHOOK, SERVED_GENERATIONS_ANNOTATION, WEBHOOK_LEASE_LABEL, WEBHOOK_LEASE_PREFIX } from '../api/index.ts';
-import { Applier, LEASES, describeError, microTime, type KubeClient, type KubeLogger } from '../kube/index.ts';
+import { Applier, LEASES, canonicalJson, describeError, microTime, type KubeClient, type KubeLogger } from '../kube/index.ts';
 
 export { SERVED_GENERATIONS_ANNOTATION, WEBHOOK_LEASE_LABEL, WEBHOOK_LEASE_PREFIX };
 
@@ -16,9 +16,8 @@ export function webhookLeaseName(podName: string): string {
   return `${WEBHOOK_LEASE_PREFIX}${podName}`;
 }
 
-export function renderServedGenerations(generations: ReadonlyMap<string, number>): string {
-  const sorted = [...generations.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify(Object.fromEntries(sorted));
+function renderServedGenerations(generations: ReadonlyMap<string, number>): string {
+  return canonicalJson(Object.fromEntries(generations));
 }
 
 export interface ServedGenerationsLeaseOptions {

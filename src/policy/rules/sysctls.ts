@@ -114,6 +114,12 @@ function sysctlPointer(pod: PodFacts, s: SysctlFacts): string {
 
 const INTEGER = /^-?[0-9]+$/;
 
+/** Sysctls of a namespace the pod shares with the node: setting them would change the node's. */
+const SHARED_WITH_NODE = {
+  net: { flag: 'hostNetwork', rule: R.hostNetwork, what: 'network' },
+  ipc: { flag: 'hostIPC', rule: R.hostIPC, what: 'IPC' },
+} as const;
+
 export function checkSysctls(pod: PodFacts, params: SysctlParams, safe: ReadonlySet<string>, emit: Emit): void {
   const byName = new Map<string, SysctlFacts>();
   for (const s of pod.sysctls) {
@@ -135,19 +141,12 @@ export function checkSysctls(pod: PodFacts, params: SysctlParams, safe: Readonly
         cap: 'Deny',
       });
     }
-    if (ns === 'net' && pod.hostNetwork) {
+    const shared = ns === 'net' || ns === 'ipc' ? SHARED_WITH_NODE[ns] : undefined;
+    if (shared && pod[shared.flag]) {
       emit({
-        rule: R.hostNetwork, path, subject: s.name, values: { sysctl: s.declaredName, hostNetwork: true },
-        message: `${s.declaredName} with hostNetwork would change the node's network namespace; the API server rejects it since 1.29`,
-        fix: `Remove ${s.declaredName} or hostNetwork.`,
-        cap: 'Deny',
-      });
-    }
-    if (ns === 'ipc' && pod.hostIPC) {
-      emit({
-        rule: R.hostIPC, path, subject: s.name, values: { sysctl: s.declaredName, hostIPC: true },
-        message: `${s.declaredName} with hostIPC would change the node's IPC namespace; the API server rejects it since 1.29`,
-        fix: `Remove ${s.declaredName} or hostIPC.`,
+        rule: shared.rule, path, subject: s.name, values: { sysctl: s.declaredName, [shared.flag]: true },
+        message: `${s.declaredName} with ${shared.flag} would change the node's ${shared.what} namespace; the API server rejects it since 1.29`,
+        fix: `Remove ${s.declaredName} or ${shared.flag}.`,
         cap: 'Deny',
       });
     }
