@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { excludedNamespaces, type ConcurrencyPolicy } from '../api/index.ts';
 import {
-  CONCURRENCY_POLICIES, Informer, LEASES, LIMIT_RANGES, LeaderElector, NAMESPACES, createClientFor, describeError,
+  CONCURRENCY_POLICIES, Informer, LEASES, LIMIT_RANGES, LeaderElector, NAMESPACES, createClientFor, describeError, EventRecorder,
   type KubeClient, type KubeObject,
 } from '../kube/index.ts';
 import { answerScrape, closeServer, createLogger, isLogLevel, listen, whenAborted, type Logger } from '../runtime/index.ts';
@@ -20,7 +20,6 @@ import type { ReportsMode } from './audit/report-status.ts';
 import { AuditSupervisor } from './audit/supervisor.ts';
 import { CertificateController } from './certificates/controller.ts';
 import type { CertificateSettings } from './certificates/rotation.ts';
-import { EventRecorder } from './events.ts';
 import { WEBHOOK_LEASE_LABEL, type WebhookLease } from './policy-readiness.ts';
 import { PolicyStatusController } from './policy-status.ts';
 
@@ -159,7 +158,7 @@ export async function runController(options: RunControllerOptions, signal: Abort
     concurrency: options.auditConcurrency ?? 4,
   };
   const certificateSettings = { ...defaultCertificateSettings(options), ...options.certificate };
-  const events = new EventRecorder({ client, instance: identity, logger: log });
+  const events = new EventRecorder({ client, controller: 'concurrencyguard.io/controller', action: 'Reconcile', instance: identity, logger: log });
 
   /** Everything only the leader does, for one term; returns when the term (or the process) ends. */
   const lead = async (term: AbortSignal): Promise<void> => {

@@ -12,7 +12,7 @@ import {
   type Informer, type KubeClient, type KubeLogger, type ReconcileResult,
 } from '../kube/index.ts';
 import type { Registry } from 'prom-client';
-import type { EventRecorder } from './events.ts';
+import type { EventRecorder } from '../kube/index.ts';
 import { readyCondition, replicaStates, type WebhookLease } from './policy-readiness.ts';
 
 /** What the audit found for one policy, as of one completed pass over the pods. */

@@ -16,3 +16,4 @@ export * from './leader-election.ts';
 export * from './apply.ts';
 export * from './report-writer.ts';
 export { createClient, createClientFor, type ClientSource } from './factory.ts';
+export { EVENTS, EventRecorder, type EventRecorderOptions, type EventTarget } from './events.ts';

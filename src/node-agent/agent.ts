@@ -32,14 +32,13 @@ import {
   CONCURRENCY_POLICIES,
   CONCURRENCY_REPORTS,
   createClientFor,
+  EventRecorder,
   Informer,
-  microTime,
   NAMESPACES,
   PODS,
   ReportWriter,
   type KubeClient,
   type KubeObject,
-  type ResourceType,
 } from '../kube/index.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { answerScrape, closeServer, createLogger, listen, whenAborted, type Logger } from '../runtime/index.ts';
@@ -147,8 +146,6 @@ interface NamespaceObject extends KubeObject {
   metadata: KubeObject['metadata'];
 }
 
-const EVENTS: ResourceType = { group: 'events.k8s.io', version: 'v1', kind: 'Event', plural: 'events', namespaced: true };
-const REPORTING_CONTROLLER = 'concurrencyguard.io/node-agent';
 const QOS: ReadonlySet<string> = new Set(['Guaranteed', 'Burstable', 'BestEffort']);
 
 // ---- per process and per pod memory ----
@@ -214,6 +211,8 @@ export class NodeAgent {
   private generation = 0;
   ticks = 0;
 
+  private readonly events: EventRecorder;
+
   constructor(options: RunAgentOptions, client: KubeClient, log: Logger, registry: Registry) {
     this.options = options;
     this.client = client;
@@ -222,6 +221,9 @@ export class NodeAgent {
     this.scanner = new Scanner({ procRoot: options.procRoot, cgroupRoot: options.cgroupRoot });
     this.metrics = new AgentMetrics(registry);
     this.writer = new ReportWriter({ client, fieldManager: FIELD_MANAGER_NODE_AGENT, logger: log });
+    this.events = new EventRecorder({
+      client, controller: 'concurrencyguard.io/node-agent', action: 'Scan', instance: `concurrency-guard-node-agent-${options.nodeName}`, logger: log,
+    });
     this.netnsHistory = new NetnsHistory(options.listenWindowMs ?? 60_000);
     this.nodeNetns = readNetnsIdentity(options.procRoot, process.pid);
     const common = { client, registry, logger: log };
@@ -579,29 +581,13 @@ export class NodeAgent {
   }
 
   private async criticalEvent(pod: AgentPod, conditions: readonly ReturnType<typeof conditionDrafts>[number][]): Promise<void> {
-    const drafts = conditions.filter((d) => d.status === 'True');
-    const note = drafts.map((d) => `${d.type}: ${d.message}`).join('; ') || 'runtime pressure Critical';
-    const namespace = pod.metadata.namespace ?? 'default';
-    const now = Date.now();
-    try {
-      await this.client.create(EVENTS, {
-        apiVersion: 'events.k8s.io/v1',
-        kind: 'Event',
-        // A trailing '.' is not a valid generateName for events.k8s.io (the prefix must itself be a name).
-        metadata: { generateName: `${(pod.metadata.name ?? 'pod').slice(0, 200)}-pressure-`, namespace },
-        eventTime: microTime(now),
-        reportingController: REPORTING_CONTROLLER,
-        reportingInstance: `concurrency-guard-node-agent-${this.options.nodeName}`.slice(0, 128),
-        action: 'Scan',
-        type: 'Warning',
-        reason: 'PressureCritical',
-        note: note.slice(0, 1024),
-        regarding: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, namespace, uid: pod.metadata.uid },
-      } as KubeObject);
-    } catch (error) {
-      this.log.warn({ namespace, pod: pod.metadata.name, error: errorCode(error) }, 'could not record an event');
-    }
+    const note = conditions.filter((d) => d.status === 'True').map((d) => `${d.type}: ${d.message}`).join('; ') || 'runtime pressure Critical';
+    await this.events.record(
+      { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name ?? 'pod', namespace: pod.metadata.namespace ?? 'default', ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}) },
+      'Warning', 'PressureCritical', note,
+    );
   }
+
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   type KubeClient, type KubeLogger, type KubeObject, type ReconcileResult,
 } from '../../kube/index.ts';
 import type { Registry } from 'prom-client';
-import type { EventRecorder } from '../events.ts';
+import type { EventRecorder } from '../../kube/index.ts';
 import { createAuthority, issueServingCertificate } from '../../pki/index.ts';
 import {
   NEXT_CA_PUBLISHED_ANNOTATION, ROTATED_ANNOTATION, ROTATE_ANNOTATION, SECRET_KEYS, desiredBundle, planCertificates,

@@ -1,11 +1,14 @@
-// Events (events.k8s.io/v1) on state changes a person should see in `kubectl describe` / `kubectl events`:
-// a policy becoming Ready or losing it, and violations appearing or clearing. One Event per change, never
-// one per reconcile. Cluster-scoped objects' events go to the `default` namespace, as client-go does.
+// Events (events.k8s.io/v1) on state changes a person should see in `kubectl describe` / `kubectl events`
+// (the controller: a policy Ready or not, violations appearing or clearing; the agent: a pod turning
+// Critical). One Event per change, never one per reconcile or tick. Cluster-scoped objects' events go to
+// the `default` namespace, as client-go does.
 import { randomBytes } from 'node:crypto';
-import { describeError, microTime, type KubeClient, type KubeLogger, type ResourceType } from '../kube/index.ts';
+import type { KubeClient } from './client.ts';
+import { describeError, type KubeLogger } from './logger.ts';
+import { microTime } from './leader-election.ts';
+import type { ResourceType } from './resources.ts';
 
 export const EVENTS: ResourceType = { group: 'events.k8s.io', version: 'v1', kind: 'Event', plural: 'events', namespaced: true };
-export const REPORTING_CONTROLLER = 'concurrencyguard.io/controller';
 
 export interface EventTarget {
   apiVersion: string;
@@ -17,6 +20,10 @@ export interface EventTarget {
 
 export interface EventRecorderOptions {
   client: KubeClient;
+  /** events.k8s.io's reportingController, e.g. concurrencyguard.io/controller. */
+  controller: string;
+  /** events.k8s.io's action: what the reporter was doing (Reconcile, Scan). */
+  action: string;
   /** This replica (pod name + suffix): events.k8s.io's reportingInstance. */
   instance: string;
   logger: KubeLogger;
@@ -38,9 +45,9 @@ export class EventRecorder {
         // client-go's naming (generateName may not end in '.'): the object's name and a unique suffix.
         metadata: { name: `${target.name}.${Date.now().toString(16)}${randomBytes(2).toString('hex')}`, namespace },
         eventTime: microTime(Date.now()),
-        reportingController: REPORTING_CONTROLLER,
+        reportingController: this.options.controller,
         reportingInstance: this.options.instance.slice(0, 128),
-        action: 'Reconcile',
+        action: this.options.action,
         type, reason, note: note.slice(0, 1024),
         regarding: {
           apiVersion: target.apiVersion, kind: target.kind, name: target.name,
