@@ -24,6 +24,7 @@ import { createLogger } from '../../src/runtime/index.ts';
 import { buildGoFixture, goAvailable } from '../fixtures/go/build.ts';
 import { isCgroupV1Available } from '../support/cgroups.ts';
 import { startCluster, waitUntil, type Cluster } from '../support/cluster.ts';
+import { getReport, reportCondition, waitForReport as waitForReportOf } from '../support/reports.ts';
 import { Holder } from '../support/holder-processes.ts';
 import { streamContainerLog } from '../support/pod-logs.ts';
 import { KubeletPod, type KubeletPodSpec } from '../support/pods.ts';
@@ -52,23 +53,10 @@ async function pod(spec: Omit<KubeletPodSpec, 'namespace' | 'nodeName'>): Promis
   return created;
 }
 
-async function report(name: string): Promise<ConcurrencyReport | undefined> {
-  const result = await cluster.kubectl(['get', 'concurrencyreport', name, '-n', ns, '-o', 'json'], { allowFailure: true });
-  return result.code === 0 ? (JSON.parse(result.stdout) as ConcurrencyReport) : undefined;
-}
-
-function condition(report: ConcurrencyReport | undefined, type: string): { status: string; reason: string; message: string } | undefined {
-  return report?.status?.conditions?.find((c) => c.type === type);
-}
-
-async function waitForReport(name: string, check: (r: ConcurrencyReport) => boolean, timeoutMs = 60_000): Promise<ConcurrencyReport> {
-  let last: ConcurrencyReport | undefined;
-  await waitUntil(`report ${name}`, async () => {
-    last = await report(name);
-    return last !== undefined && check(last);
-  }, timeoutMs, 300);
-  return last as ConcurrencyReport;
-}
+const report = (name: string): Promise<ConcurrencyReport | undefined> => getReport(cluster, ns, name);
+const condition = reportCondition;
+const waitForReport = (name: string, check: (r: ConcurrencyReport) => boolean, timeoutMs?: number): Promise<ConcurrencyReport> =>
+  waitForReportOf(cluster, ns, name, check, timeoutMs);
 
 async function metricsText(): Promise<string> {
   const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);

@@ -4,3 +4,4 @@
 export * from './cluster.ts';
 export * from './tcp-proxy.ts';
 export * from './require.ts';
+export * from './reports.ts';
