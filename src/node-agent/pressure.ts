@@ -22,6 +22,7 @@ import type {
 import { DEFAULT_PRESSURE, PRESSURE_RANK } from '../api/v1alpha1.ts';
 import type { NodeFigures, PodFigures, ProcessFigures } from './scan.ts';
 import type { CpuThrottling } from './readers/cgroup-cpu.ts';
+import { identityKey } from './attribution/process-identity.ts';
 
 /** runtime/debug.SetMaxThreads default: past it a Go program dies with "thread exhaustion". */
 export const GO_MAX_THREADS = 10_000;
@@ -149,7 +150,7 @@ export class PodHistory {
   }
 
   fdWindow(process: ProcessFigures): SlidingWindow {
-    const key = `${process.pid}:${process.starttime}`;
+    const key = identityKey(process.pid, process.starttime);
     let window = this.fds.get(key);
     if (!window) {
       window = new SlidingWindow(this.trend);
@@ -160,7 +161,7 @@ export class PodHistory {
 
   /** Forgets processes that are not in this tick's figures. */
   keepOnly(processes: readonly ProcessFigures[]): void {
-    const live = new Set(processes.map((p) => `${p.pid}:${p.starttime}`));
+    const live = new Set(processes.map((p) => identityKey(p.pid, p.starttime)));
     for (const key of this.fds.keys()) if (!live.has(key)) this.fds.delete(key);
   }
 }

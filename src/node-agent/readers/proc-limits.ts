@@ -5,6 +5,7 @@
 // on demand before a level is raised (a setrlimit since the last read would otherwise go unseen).
 import type { ScratchReader } from './proc-file.ts';
 import { parseLimitValue } from './proc-file.ts';
+import { identityKey } from '../attribution/process-identity.ts';
 
 export interface SoftHard {
   soft: number;
@@ -54,7 +55,7 @@ export class LimitsCache {
   }
 
   get(pid: number, starttime: number): ProcLimits | undefined {
-    const key = `${pid}:${starttime}`;
+    const key = identityKey(pid, starttime);
     const entry = this.entries.get(key);
     if (entry) {
       entry.touched = this.generation;
@@ -65,11 +66,11 @@ export class LimitsCache {
 
   /** Re-read now, e.g. before a level is raised on the strength of the cached soft limit. */
   refresh(pid: number, starttime: number): ProcLimits | undefined {
-    return this.load(`${pid}:${starttime}`, pid);
+    return this.load(identityKey(pid, starttime), pid);
   }
 
   forget(pid: number, starttime: number): void {
-    this.entries.delete(`${pid}:${starttime}`);
+    this.entries.delete(identityKey(pid, starttime));
   }
 
   /** Ends a tick: forgets processes not asked about since the previous prune. */
